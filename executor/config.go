@@ -1,0 +1,368 @@
+// Package executor is the sidecar: its configuration, and the data path that takes each request record
+// from the input topic to the model and its answer to the output topic, committing only what is answered.
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/seldon-kafka/sidecar/protocols"
+	"github.com/seldon-kafka/sidecar/sdep"
+)
+
+// Env is the sidecar's environment, as svcOrchSpec.env sets it. The names are the legacy executor's
+// where it had them.
+type Env struct {
+	Broker          string        `envconfig:"KAFKA_BROKER" required:"true"`
+	InputTopic      string        `envconfig:"KAFKA_INPUT_TOPIC" required:"true"`
+	OutputTopic     string        `envconfig:"KAFKA_OUTPUT_TOPIC" required:"true"`
+	ErrorTopic      string        `envconfig:"KAFKA_ERROR_TOPIC"`
+	GroupID         string        `envconfig:"KAFKA_GROUP_ID"`
+	Workers         int           `envconfig:"KAFKA_WORKERS" default:"32"`
+	AutoCommit      bool          `envconfig:"KAFKA_AUTO_COMMIT" default:"true"`
+	CommitInterval  time.Duration `envconfig:"KAFKA_COMMIT_INTERVAL" default:"1s"`
+	AutoOffsetReset string        `envconfig:"KAFKA_AUTO_OFFSET_RESET" default:"earliest"`
+	SecProtocol     string        `envconfig:"KAFKA_SECURITY_PROTOCOL" default:"PLAINTEXT"`
+	FullGraph       string        `envconfig:"KAFKA_FULL_GRAPH"`
+	Predictor       string        `envconfig:"ENGINE_PREDICTOR"`
+	ModelTimeout    time.Duration `envconfig:"MODEL_TIMEOUT" default:"30s"`
+	MaxAttempts     int           `envconfig:"MODEL_MAX_ATTEMPTS" default:"10"`
+	BackoffMin      time.Duration `envconfig:"MODEL_BACKOFF_MIN" default:"100ms"`
+	BackoffMax      time.Duration `envconfig:"MODEL_BACKOFF_MAX" default:"5s"`
+}
+
+// Config is everything the sidecar runs on, parsed and checked once at start.
+type Config struct {
+	Brokers         string
+	InputTopic      string
+	OutputTopic     string
+	ErrorTopic      string // where error records go; the output topic when not set
+	GroupID         string
+	ClientID        string
+	AutoOffsetReset string
+	// Workers is how many records are with the model at once. Records with the same key still go one at a
+	// time, in order.
+	Workers int
+	// CommitInterval is how often finished offsets are committed; 0 commits each advance as it happens
+	// (KAFKA_AUTO_COMMIT=false).
+	CommitInterval time.Duration
+
+	Deployment string
+	Namespace  string
+	Predictor  sdep.PredictorSpec
+	Protocol   protocols.Name
+	Transport  string // rest or grpc
+	Model      ModelEndpoint
+
+	ModelTimeout time.Duration
+	MaxAttempts  int
+	BackoffMin   time.Duration
+	BackoffMax   time.Duration
+
+	HTTPPort        int
+	MetricsPath     string
+	ShutdownGrace   time.Duration
+	LogLevel        slog.Level
+	IgnoredFlags    []string // legacy flags accepted and not used, for a warning at start
+	PredictorSource string   // where the predictor came from, for the start-up log
+}
+
+// ModelEndpoint is the graph's MODEL node: where the model container listens.
+type ModelEndpoint struct {
+	Name     string
+	Host     string
+	HTTPPort int
+	GRPCPort int
+}
+
+// RESTBase is the model's HTTP base URL.
+func (m ModelEndpoint) RESTBase() string {
+	return "http://" + net.JoinHostPort(m.Host, strconv.Itoa(m.HTTPPort))
+}
+
+// ConfigError is a bad or missing setting. It names the variable or flag and says what is wrong, never
+// the value of a secret.
+type ConfigError struct {
+	Name string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string { return e.Name + ": " + e.Msg }
+
+func bad(name, format string, args ...any) error {
+	return &ConfigError{Name: name, Msg: fmt.Sprintf(format, args...)}
+}
+
+// LoadConfig builds the Config from the executor's arguments and the process environment.
+func LoadConfig(args []string) (Config, error) {
+	flags, ignored, err := ParseFlags(args)
+	if err != nil {
+		return Config{}, &ConfigError{Name: "arguments", Msg: err.Error()}
+	}
+	env, err := loadEnv()
+	if err != nil {
+		return Config{}, err
+	}
+	return build(flags, ignored, env)
+}
+
+func loadEnv() (Env, error) {
+	var env Env
+	if err := envconfig.Process("", &env); err != nil {
+		return Env{}, envError(err)
+	}
+	for _, req := range []struct{ name, v string }{
+		{"KAFKA_BROKER", env.Broker}, {"KAFKA_INPUT_TOPIC", env.InputTopic}, {"KAFKA_OUTPUT_TOPIC", env.OutputTopic},
+	} {
+		if strings.TrimSpace(req.v) == "" {
+			return Env{}, bad(req.name, "required, and empty")
+		}
+	}
+	return env, nil
+}
+
+// envError turns envconfig's errors into one line naming the variable. A value is echoed only for
+// numbers and durations, which are never secrets.
+func envError(err error) error {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		what := "not valid for " + pe.TypeName
+		switch pe.TypeName {
+		case "int":
+			what = "not a whole number"
+		case "bool":
+			what = "not true or false"
+		case "Duration":
+			what = "not a duration (like 500ms, 30s, 2m)"
+		}
+		return bad(pe.KeyName, "%q is %s", pe.Value, what)
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "required key ") {
+		name := strings.TrimSuffix(strings.TrimPrefix(msg, "required key "), " missing value")
+		return bad(name, "required, and not set")
+	}
+	return &ConfigError{Name: "environment", Msg: msg}
+}
+
+func build(f Flags, ignored []string, env Env) (Config, error) {
+	c := Config{
+		Brokers:         strings.TrimSpace(env.Broker),
+		InputTopic:      strings.TrimSpace(env.InputTopic),
+		OutputTopic:     strings.TrimSpace(env.OutputTopic),
+		ErrorTopic:      strings.TrimSpace(env.ErrorTopic),
+		Workers:         env.Workers,
+		CommitInterval:  env.CommitInterval,
+		ModelTimeout:    env.ModelTimeout,
+		MaxAttempts:     env.MaxAttempts,
+		BackoffMin:      env.BackoffMin,
+		BackoffMax:      env.BackoffMax,
+		Deployment:      f.Sdep,
+		Namespace:       f.Namespace,
+		Transport:       strings.ToLower(f.Transport),
+		HTTPPort:        f.HTTPPort,
+		MetricsPath:     f.PrometheusPath,
+		ShutdownGrace:   f.GracefulTimeout,
+		IgnoredFlags:    ignored,
+		AutoOffsetReset: strings.ToLower(env.AutoOffsetReset),
+	}
+	if st := strings.ToLower(f.ServerType); st != "kafka" {
+		return c, bad("--server_type", "%q: this executor serves only kafka", f.ServerType)
+	}
+	if err := validTopic("KAFKA_INPUT_TOPIC", c.InputTopic); err != nil {
+		return c, err
+	}
+	if err := validTopic("KAFKA_OUTPUT_TOPIC", c.OutputTopic); err != nil {
+		return c, err
+	}
+	if c.ErrorTopic != "" {
+		if err := validTopic("KAFKA_ERROR_TOPIC", c.ErrorTopic); err != nil {
+			return c, err
+		}
+	} else {
+		c.ErrorTopic = c.OutputTopic
+	}
+	if c.InputTopic == c.OutputTopic || c.InputTopic == c.ErrorTopic {
+		return c, bad("KAFKA_OUTPUT_TOPIC", "the answers would be read back as requests: it must differ from KAFKA_INPUT_TOPIC")
+	}
+	switch {
+	case c.Workers < 1:
+		return c, bad("KAFKA_WORKERS", "%d: at least 1 record must be in flight", c.Workers)
+	case c.Workers > 10000:
+		return c, bad("KAFKA_WORKERS", "%d: more than 10000 records in flight", c.Workers)
+	}
+	if !env.AutoCommit {
+		c.CommitInterval = 0
+	} else if c.CommitInterval <= 0 {
+		return c, bad("KAFKA_COMMIT_INTERVAL", "must be positive")
+	}
+	if c.AutoOffsetReset != "earliest" && c.AutoOffsetReset != "latest" {
+		return c, bad("KAFKA_AUTO_OFFSET_RESET", "%q: want earliest or latest", env.AutoOffsetReset)
+	}
+	if sp := strings.ToUpper(strings.TrimSpace(env.SecProtocol)); sp != "PLAINTEXT" {
+		return c, bad("KAFKA_SECURITY_PROTOCOL", "%q: only PLAINTEXT is supported by this build", env.SecProtocol)
+	}
+	if env.FullGraph != "" {
+		c.IgnoredFlags = append(c.IgnoredFlags, "KAFKA_FULL_GRAPH (the whole graph is always served)")
+	}
+	if c.ModelTimeout <= 0 {
+		return c, bad("MODEL_TIMEOUT", "must be positive")
+	}
+	if c.MaxAttempts < 1 {
+		return c, bad("MODEL_MAX_ATTEMPTS", "%d: at least 1 attempt", c.MaxAttempts)
+	}
+	if c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin {
+		return c, bad("MODEL_BACKOFF_MAX", "the backoff must be positive and MODEL_BACKOFF_MAX at least MODEL_BACKOFF_MIN")
+	}
+	if c.ShutdownGrace <= 0 {
+		return c, bad("--graceful_timeout", "must be positive")
+	}
+	if c.HTTPPort < 0 || c.HTTPPort > 65535 {
+		return c, bad("--http_port", "%d is not a port", c.HTTPPort)
+	}
+	if !strings.HasPrefix(c.MetricsPath, "/") || c.MetricsPath == "/live" || c.MetricsPath == "/ready" {
+		return c, bad("--prometheus_path", "%q: want a path like /metrics", c.MetricsPath)
+	}
+	lvl, err := parseLevel(f.LogLevel)
+	if err != nil {
+		return c, bad("--log_level", "%v", err)
+	}
+	c.LogLevel = lvl
+
+	proto, err := protocols.ParseName(f.Protocol)
+	if err != nil {
+		return c, bad("--protocol", "%v", err)
+	}
+	c.Protocol = proto
+	if c.Transport != "rest" && c.Transport != "grpc" {
+		return c, bad("--transport", "%q: want rest or grpc", f.Transport)
+	}
+	if c.Transport == "grpc" {
+		return c, bad("--transport", "grpc is not supported by this build yet; use rest")
+	}
+
+	if err := c.loadPredictor(f, env); err != nil {
+		return c, err
+	}
+	if env.GroupID != "" {
+		c.GroupID = strings.TrimSpace(env.GroupID)
+	} else {
+		// The legacy executor's group: KEDA triggers and existing committed offsets carry this name.
+		for _, req := range []struct{ name, v string }{{"--sdep", c.Deployment}, {"--namespace", c.Namespace}} {
+			if req.v == "" {
+				return c, bad(req.name, "required to name the consumer group <predictor>.<sdep>.<namespace> (or set KAFKA_GROUP_ID)")
+			}
+		}
+		c.GroupID = c.Predictor.Name + "." + c.Deployment + "." + c.Namespace
+	}
+	c.ClientID = "seldon-kafka-executor"
+	if c.Deployment != "" {
+		c.ClientID = c.Deployment + "-" + c.Predictor.Name + "-executor"
+	}
+	return c, nil
+}
+
+func (c *Config) loadPredictor(f Flags, env Env) error {
+	var err error
+	switch {
+	case f.File != "":
+		c.Predictor, err = sdep.PredictorFromFile(f.File, f.Predictor)
+		if err != nil {
+			return bad("--file", "%v", err)
+		}
+		c.PredictorSource = "--file " + f.File
+	case env.Predictor != "":
+		c.Predictor, err = sdep.DecodePredictor(env.Predictor)
+		if err != nil {
+			return bad("ENGINE_PREDICTOR", "%v", err)
+		}
+		c.PredictorSource = "ENGINE_PREDICTOR"
+	default:
+		return bad("ENGINE_PREDICTOR", "not set, and no --file: the sidecar needs the predictor's graph")
+	}
+	if c.Predictor.Name == "" {
+		c.Predictor.Name = f.Predictor
+	}
+	if f.Predictor != "" && c.Predictor.Name != f.Predictor {
+		return bad("--predictor", "%q, but the predictor given is %q", f.Predictor, c.Predictor.Name)
+	}
+	if c.Predictor.Name == "" {
+		return bad("--predictor", "required: the predictor has no name")
+	}
+	src := c.PredictorSource
+	g := c.Predictor.Graph
+	if g.Name == "" {
+		return bad(src, "the predictor's graph has no root node")
+	}
+	if len(g.Children) > 0 {
+		return bad(src, "graph %q has children: only a single MODEL node is supported by this build", g.Name)
+	}
+	if t := strings.ToUpper(g.Type); t != "" && t != "MODEL" {
+		return bad(src, "graph node %q is a %s: only a single MODEL node is supported by this build", g.Name, g.Type)
+	}
+	c.Model = ModelEndpoint{Name: g.Name, Host: "localhost"}
+	// The operator fills the endpoint in; a hand-written manifest may give only service_port, or nothing,
+	// in which case the operator's defaults for the first container apply.
+	if ep := g.Endpoint; ep != nil {
+		if ep.ServiceHost != "" {
+			c.Model.Host = ep.ServiceHost
+		}
+		c.Model.HTTPPort, c.Model.GRPCPort = int(ep.HTTPPort), int(ep.GRPCPort)
+		if ep.ServicePort != 0 {
+			if c.Model.HTTPPort == 0 && !strings.EqualFold(ep.Type, "GRPC") {
+				c.Model.HTTPPort = int(ep.ServicePort)
+			}
+			if c.Model.GRPCPort == 0 && strings.EqualFold(ep.Type, "GRPC") {
+				c.Model.GRPCPort = int(ep.ServicePort)
+			}
+		}
+	}
+	if c.Model.HTTPPort == 0 {
+		c.Model.HTTPPort = 9000
+	}
+	if c.Model.GRPCPort == 0 {
+		c.Model.GRPCPort = 9500
+	}
+	for _, p := range []int{c.Model.HTTPPort, c.Model.GRPCPort} {
+		if p < 1 || p > 65535 {
+			return bad(src, "graph node %q: %d is not a port", g.Name, p)
+		}
+	}
+	return nil
+}
+
+func validTopic(name, topic string) error {
+	if len(topic) > 249 {
+		return bad(name, "a topic name has at most 249 characters")
+	}
+	if topic == "." || topic == ".." {
+		return bad(name, "%q is not a valid topic name", topic)
+	}
+	for _, r := range topic {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return bad(name, "%q: a topic name has only letters, digits, '.', '_' and '-'", topic)
+		}
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "DEBUG", "TRACE":
+		return slog.LevelDebug, nil
+	case "INFO", "":
+		return slog.LevelInfo, nil
+	case "WARN", "WARNING":
+		return slog.LevelWarn, nil
+	case "ERROR", "FATAL":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q: want DEBUG, INFO, WARN or ERROR", s)
+}

@@ -1,0 +1,60 @@
+package executor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the sidecar's Prometheus series, on a registry of its own so that tests and several
+// pipelines in one process do not collide.
+type metrics struct {
+	reg       *prometheus.Registry
+	consumed  prometheus.Counter
+	produced  *prometheus.CounterVec // kind: answer | error
+	errors    *prometheus.CounterVec // reason
+	retries   prometheus.Counter
+	latency   *prometheus.HistogramVec // outcome: ok | error
+	inFlight  prometheus.Gauge
+	paused    prometheus.Gauge
+	commits   prometheus.Counter
+	commitErr prometheus.Counter
+	ready     *prometheus.GaugeVec // part: model | broker
+}
+
+func newMetrics() *metrics {
+	const ns = "seldon_kafka"
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		consumed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "records_consumed_total",
+			Help: "Request records read from the input topic."}),
+		produced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "records_produced_total",
+			Help: "Records delivered: answers to the output topic, error records to the error topic."}, []string{"kind"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "record_errors_total",
+			Help: "Records that could not be served, by reason; each became an error record."}, []string{"reason"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "model_call_retries_total",
+			Help: "Model calls repeated after a transient failure."}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "model_call_duration_seconds",
+			Help:    "Duration of single model calls.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"outcome"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "records_in_flight",
+			Help: "Records consumed and not yet delivered."}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_paused",
+			Help: "1 while fetching is paused (records in flight at the limit, model not ready, or shutting down)."}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "offset_commits_total",
+			Help: "Successful offset commits."}),
+		commitErr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "offset_commit_errors_total",
+			Help: "Failed offset commits (retried)."}),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "ready",
+			Help: "1 when the part (model, broker) is reachable."}, []string{"part"}),
+	}
+	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused,
+		m.commits, m.commitErr, m.ready,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, k := range []string{"answer", "error"} {
+		m.produced.WithLabelValues(k)
+	}
+	for _, p := range []string{"model", "broker"} {
+		m.ready.WithLabelValues(p)
+	}
+	return m
+}

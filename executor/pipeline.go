@@ -1,0 +1,684 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/google/uuid"
+
+	"github.com/seldon-kafka/sidecar/kafka"
+	"github.com/seldon-kafka/sidecar/protocols"
+)
+
+// Headers the sidecar reads and writes.
+const (
+	HeaderPuid         = "Seldon-Puid"
+	HeaderContentType  = "Content-Type"
+	HeaderProtoName    = "proto-name"
+	HeaderErrorReason  = "Seldon-Error-Reason"  // a protocols.Reason* value
+	HeaderErrorStage   = "Seldon-Error-Stage"   // decode | call | produce
+	HeaderErrorMessage = "Seldon-Error-Message" // for people
+	HeaderErrorStatus  = "Seldon-Error-Status"  // the model's HTTP status, when it answered
+	HeaderErrorCode    = "Seldon-Error-Code"    // the model's gRPC code, when it answered
+	HeaderSourceTopic  = "Seldon-Source-Topic"
+	HeaderSourcePart   = "Seldon-Source-Partition"
+	HeaderSourceOffset = "Seldon-Source-Offset"
+	// HeaderValueOmitted marks an error record whose original value was too large to write back.
+	HeaderValueOmitted = "Seldon-Error-Value-Omitted"
+)
+
+type recordKind int
+
+const (
+	kindAnswer recordKind = iota
+	kindError
+)
+
+// job is one input record on its way through the data path.
+type job struct {
+	in      *ckafka.Message
+	part    int32
+	offset  int64
+	epoch   uint64 // the partition assignment it was consumed under
+	tracked bool   // counts toward commits
+	keyed   bool
+	laneKey string
+	puid    string
+
+	kind     recordKind
+	out      *ckafka.Message // what is being produced for it
+	failures int             // failed deliveries of the error record
+}
+
+// pipeline is the data path: consume → check → call → produce → commit.
+type pipeline struct {
+	cfg      Config
+	log      *slog.Logger
+	consumer *ckafka.Consumer
+	producer *ckafka.Producer
+	model    protocols.Client
+	m        *metrics
+	offsets  *offsetTracker
+	lanes    *lanes
+	gate     *gate
+
+	held     atomic.Int64 // records consumed and not finished
+	maxHeld  int64
+	freed    chan struct{} // a record finished: room for another
+	brokerUp atomic.Bool
+	draining atomic.Bool
+	lastPoll atomic.Int64 // unix nanoseconds of the poll loop's last turn
+	fatal    chan error
+
+	// prodMu guards producing against the producer's close: retries run on timers.
+	prodMu     sync.RWMutex
+	prodClosed bool
+
+	// Owned by the poll goroutine (the rebalance callback runs on it too).
+	assigned    map[int32]bool
+	paused      bool
+	toCommit    map[int32]int64
+	lastCommit  time.Time
+	drainBudget time.Duration
+}
+
+func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, model protocols.Client, m *metrics) *pipeline {
+	maxHeld := int64(2 * cfg.Workers)
+	if maxHeld < 2 {
+		maxHeld = 2
+	}
+	drain := cfg.ShutdownGrace
+	if drain > 10*time.Second {
+		drain = 10 * time.Second
+	}
+	return &pipeline{
+		cfg: cfg, log: log, consumer: c, producer: p, model: model, m: m,
+		offsets:     newOffsetTracker(),
+		lanes:       newLanes(),
+		gate:        newGate(),
+		maxHeld:     maxHeld,
+		fatal:       make(chan error, 1),
+		freed:       make(chan struct{}, 1),
+		assigned:    map[int32]bool{},
+		toCommit:    map[int32]int64{},
+		drainBudget: drain,
+	}
+}
+
+// ---- consume ----
+
+// poll runs the consumer until ctx ends or a fatal error. It is the only goroutine that touches the
+// consumer.
+func (p *pipeline) poll(ctx context.Context) error {
+	if err := p.consumer.SubscribeTopics([]string{p.cfg.InputTopic}, p.rebalance); err != nil {
+		return fmt.Errorf("subscribing to %s: %w", p.cfg.InputTopic, err)
+	}
+	for ctx.Err() == nil {
+		select {
+		case err := <-p.fatal:
+			return err
+		default:
+		}
+		p.lastPoll.Store(time.Now().UnixNano())
+		if !p.paused && p.held.Load() >= p.maxHeld {
+			p.awaitCapacity(ctx, capacityWait)
+		}
+		p.setPaused(p.wantPause())
+		p.handle(p.consumer.Poll(100))
+		p.commitDue(false)
+	}
+	return nil
+}
+
+// capacityWait is how long the poll loop waits for a record to finish, without fetching, before it pauses
+// the partitions. A short wait is back-pressure at no cost; a pause makes librdkafka drop what it
+// prefetched and fetch it again on resume, hundreds of milliseconds later, so it is kept for a model that
+// stays slow.
+const capacityWait = time.Second
+
+// awaitCapacity waits until fewer than maxHeld records are held, for at most d.
+func (p *pipeline) awaitCapacity(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for p.held.Load() >= p.maxHeld {
+		select {
+		case <-p.freed:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (p *pipeline) handle(ev ckafka.Event) {
+	switch e := ev.(type) {
+	case *ckafka.Message:
+		if e.TopicPartition.Error != nil {
+			p.log.Warn("consume error", "partition", e.TopicPartition.Partition, "error", e.TopicPartition.Error)
+			return
+		}
+		if p.draining.Load() {
+			// Shutting down: the record is handed back. It is not tracked, so no commit passes it.
+			return
+		}
+		p.accept(e)
+	case ckafka.Error:
+		p.kafkaError("consumer", e)
+	}
+}
+
+func (p *pipeline) accept(msg *ckafka.Message) {
+	j := &job{in: msg, part: msg.TopicPartition.Partition, offset: int64(msg.TopicPartition.Offset)}
+	j.epoch, j.tracked = p.offsets.add(j.part, j.offset)
+	if len(msg.Key) > 0 {
+		j.keyed, j.laneKey = true, string(msg.Key)
+	}
+	if v, ok := kafka.Header(msg.Headers, HeaderPuid); ok && v != "" {
+		j.puid = v
+	} else {
+		j.puid = uuid.NewString()
+	}
+	p.held.Add(1)
+	p.m.inFlight.Inc()
+	p.m.consumed.Inc()
+	p.lanes.submit(j)
+}
+
+// wantPause says whether fetching should stop: the model is not ready, the records in flight are at
+// their bound, or the sidecar is shutting down. Pausing keeps the poll loop turning (the group
+// membership alive) while no new records come in; resuming refetches from the last record read.
+func (p *pipeline) wantPause() bool {
+	if p.draining.Load() || !p.gate.isOpen() {
+		return true
+	}
+	held := p.held.Load()
+	if p.paused {
+		return held > p.maxHeld/2 // hysteresis: a resume refetches, so do not flap at the bound
+	}
+	return held >= p.maxHeld // still full after awaitCapacity
+}
+
+func (p *pipeline) setPaused(want bool) {
+	if want == p.paused {
+		return
+	}
+	parts := p.assignedList()
+	var err error
+	if want {
+		err = p.consumer.Pause(parts)
+	} else {
+		err = p.consumer.Resume(parts)
+	}
+	if err != nil {
+		p.log.Warn("pause/resume failed", "pause", want, "error", err)
+		return
+	}
+	p.paused = want
+	if want {
+		p.m.paused.Set(1)
+	} else {
+		p.m.paused.Set(0)
+	}
+	p.log.Debug("fetching", "paused", want, "held", p.held.Load(), "model_ready", p.gate.isOpen())
+}
+
+func (p *pipeline) assignedList() []ckafka.TopicPartition {
+	out := make([]ckafka.TopicPartition, 0, len(p.assigned))
+	for n := range p.assigned {
+		out = append(out, ckafka.TopicPartition{Topic: &p.cfg.InputTopic, Partition: n})
+	}
+	return out
+}
+
+// rebalance runs on the poll goroutine. Before partitions go, what is in flight on them is given a
+// bounded time to finish and what finished is committed, so the next owner repeats as little as possible.
+func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
+	cooperative := c.GetRebalanceProtocol() == "COOPERATIVE"
+	switch e := ev.(type) {
+	case ckafka.AssignedPartitions:
+		nums := partitionNumbers(e.Partitions)
+		p.offsets.assign(nums)
+		var err error
+		if cooperative {
+			err = c.IncrementalAssign(e.Partitions)
+		} else {
+			clear(p.assigned)
+			err = c.Assign(e.Partitions)
+		}
+		if err != nil {
+			return fmt.Errorf("assigning %v: %w", nums, err)
+		}
+		for _, n := range nums {
+			p.assigned[n] = true
+		}
+		if p.paused && len(e.Partitions) > 0 {
+			if err := c.Pause(e.Partitions); err != nil {
+				p.log.Warn("pausing new partitions", "error", err)
+			}
+		}
+		p.log.Info("partitions assigned", "topic", p.cfg.InputTopic, "partitions", nums)
+	case ckafka.RevokedPartitions:
+		nums := partitionNumbers(e.Partitions)
+		if !c.AssignmentLost() {
+			deadline := time.Now().Add(p.drainBudget)
+			for p.offsets.held(nums) > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			p.commitDue(true, nums...)
+		}
+		p.offsets.revoke(nums)
+		for _, n := range nums {
+			delete(p.assigned, n)
+			delete(p.toCommit, n)
+		}
+		var err error
+		if cooperative {
+			err = c.IncrementalUnassign(e.Partitions)
+		} else {
+			err = c.Unassign()
+		}
+		if err != nil {
+			p.log.Warn("unassigning", "error", err)
+		}
+		p.log.Info("partitions revoked", "topic", p.cfg.InputTopic, "partitions", nums, "lost", c.AssignmentLost())
+	}
+	return nil
+}
+
+func partitionNumbers(tps []ckafka.TopicPartition) []int32 {
+	out := make([]int32, len(tps))
+	for i, tp := range tps {
+		out[i] = tp.Partition
+	}
+	return out
+}
+
+// ---- decode, call ----
+
+// work serves records until the lanes close. ctx ends only when the shutdown grace is over.
+func (p *pipeline) work(ctx context.Context) {
+	for j := p.lanes.next(); j != nil; j = p.lanes.next() {
+		p.serve(ctx, j)
+		p.lanes.done(j)
+	}
+}
+
+func (p *pipeline) serve(ctx context.Context, j *job) {
+	ct, _ := kafka.Header(j.in.Headers, HeaderContentType)
+	pn, _ := kafka.Header(j.in.Headers, HeaderProtoName)
+	req := &protocols.Request{Body: j.in.Value, ContentType: ct, ProtoName: pn, Puid: j.puid}
+	if err := p.model.Check(req); err != nil {
+		p.fail(j, protocols.AsCallError(err), "decode")
+		return
+	}
+	resp, err := p.call(ctx, req)
+	if err != nil {
+		if ctx.Err() != nil {
+			p.abandon(j)
+			return
+		}
+		p.fail(j, protocols.AsCallError(err), "call")
+		return
+	}
+	p.answer(j, resp)
+}
+
+// call makes the model call, retrying transient failures with capped exponential backoff and jitter.
+// Only calls made while the model is ready count against the budget: while it is not, the call waits.
+func (p *pipeline) call(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
+	for attempt := 1; ; attempt++ {
+		if _, err := p.gate.wait(ctx); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		resp, err := p.model.Infer(ctx, req)
+		if err == nil {
+			p.m.latency.WithLabelValues("ok").Observe(time.Since(start).Seconds())
+			return resp, nil
+		}
+		p.m.latency.WithLabelValues("error").Observe(time.Since(start).Seconds())
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		ce := protocols.AsCallError(err)
+		if !ce.Transient {
+			return nil, ce
+		}
+		p.gate.suspect()
+		if attempt >= p.cfg.MaxAttempts {
+			ce.Reason = protocols.ReasonRetriesExhausted
+			ce.Msg = fmt.Sprintf("%s, %d attempts", ce.Msg, attempt)
+			return nil, ce
+		}
+		p.m.retries.Inc()
+		p.log.Debug("model call failed, retrying", "attempt", attempt, "puid", req.Puid, "error", ce)
+		select {
+		case <-time.After(p.backoff(attempt)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// backoff is the wait after the attempt-th failure: exponential from MODEL_BACKOFF_MIN, capped at
+// MODEL_BACKOFF_MAX, with jitter over its upper half so that retries of many records spread out.
+func (p *pipeline) backoff(attempt int) time.Duration {
+	d := p.cfg.BackoffMax
+	if attempt < 32 {
+		if e := p.cfg.BackoffMin << (attempt - 1); e > 0 && e < d {
+			d = e
+		}
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// ---- encode, produce ----
+
+func (p *pipeline) answer(j *job, resp *protocols.Response) {
+	hs := []ckafka.Header{
+		{Key: HeaderPuid, Value: []byte(j.puid)},
+		{Key: HeaderContentType, Value: []byte(resp.ContentType)},
+	}
+	if resp.ProtoName != "" {
+		hs = append(hs, ckafka.Header{Key: HeaderProtoName, Value: []byte(resp.ProtoName)})
+	}
+	j.kind = kindAnswer
+	j.out = &ckafka.Message{
+		TopicPartition: ckafka.TopicPartition{Topic: &p.cfg.OutputTopic, Partition: ckafka.PartitionAny},
+		Key:            j.in.Key,
+		Value:          resp.Body,
+		Headers:        hs,
+		Opaque:         j,
+	}
+	p.send(j)
+}
+
+// fail replaces a record's answer with an error record: its original key, value and headers, and
+// headers that say what went wrong.
+func (p *pipeline) fail(j *job, ce *protocols.CallError, stage string) {
+	p.m.errors.WithLabelValues(ce.Reason).Inc()
+	p.log.Warn("record not served", "reason", ce.Reason, "stage", stage, "partition", j.part, "offset", j.offset,
+		"puid", j.puid, "error", ce.Error())
+	msg := ce.Error()
+	if len(msg) > 1024 {
+		msg = msg[:1024] + "…"
+	}
+	hs := append([]ckafka.Header(nil), j.in.Headers...)
+	hs = kafka.SetHeader(hs, HeaderPuid, j.puid)
+	hs = append(hs,
+		ckafka.Header{Key: HeaderErrorReason, Value: []byte(ce.Reason)},
+		ckafka.Header{Key: HeaderErrorStage, Value: []byte(stage)},
+		ckafka.Header{Key: HeaderErrorMessage, Value: []byte(msg)},
+		ckafka.Header{Key: HeaderSourceTopic, Value: []byte(p.cfg.InputTopic)},
+		ckafka.Header{Key: HeaderSourcePart, Value: []byte(strconv.Itoa(int(j.part)))},
+		ckafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(j.offset, 10))},
+	)
+	if ce.Status != 0 {
+		hs = append(hs, ckafka.Header{Key: HeaderErrorStatus, Value: []byte(strconv.Itoa(ce.Status))})
+	}
+	if ce.Code != "" {
+		hs = append(hs, ckafka.Header{Key: HeaderErrorCode, Value: []byte(ce.Code)})
+	}
+	j.kind = kindError
+	j.out = &ckafka.Message{
+		TopicPartition: ckafka.TopicPartition{Topic: &p.cfg.ErrorTopic, Partition: ckafka.PartitionAny},
+		Key:            j.in.Key,
+		Value:          j.in.Value,
+		Headers:        hs,
+		Opaque:         j,
+	}
+	p.send(j)
+}
+
+// send hands j.out to the producer. The producer's queue is large, so a full one only means a short
+// wait; any other refusal is handled like a failed delivery.
+func (p *pipeline) send(j *job) {
+	for {
+		p.prodMu.RLock()
+		if p.prodClosed {
+			p.prodMu.RUnlock()
+			return // shutting down: not finished, so not committed, and read again after restart
+		}
+		err := p.producer.Produce(j.out, nil)
+		p.prodMu.RUnlock()
+		if err == nil {
+			return
+		}
+		var ke ckafka.Error
+		if errors.As(err, &ke) && ke.Code() == ckafka.ErrQueueFull {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		p.undelivered(j, err)
+		return
+	}
+}
+
+// deliveries reads the producer's delivery reports until the producer closes.
+func (p *pipeline) deliveries() {
+	for ev := range p.producer.Events() {
+		switch e := ev.(type) {
+		case *ckafka.Message:
+			j, ok := e.Opaque.(*job)
+			if !ok {
+				continue
+			}
+			if err := e.TopicPartition.Error; err != nil {
+				p.undelivered(j, err)
+				continue
+			}
+			p.finish(j)
+		case ckafka.Error:
+			p.kafkaError("producer", e)
+		}
+	}
+}
+
+// undelivered handles an answer or error record the broker would not take. An answer becomes an error
+// record; an error record is retried, without its value when the value is what is too large. The record
+// stays unfinished, so nothing is committed past it, until something is delivered.
+func (p *pipeline) undelivered(j *job, err error) {
+	if j.kind == kindAnswer {
+		p.fail(j, &protocols.CallError{Reason: protocols.ReasonProduceFailed,
+			Msg: "the answer could not be written to " + p.cfg.OutputTopic, Err: err}, "produce")
+		return
+	}
+	j.failures++
+	var ke ckafka.Error
+	if errors.As(err, &ke) && ke.Code() == ckafka.ErrMsgSizeTooLarge && j.out.Value != nil {
+		j.out.Value = nil
+		j.out.Headers = append(j.out.Headers, ckafka.Header{Key: HeaderValueOmitted, Value: []byte("too large: " + ke.Error())})
+		p.send(j)
+		return
+	}
+	delay := p.backoff(j.failures)
+	p.log.Error("error record not delivered, retrying", "topic", p.cfg.ErrorTopic, "partition", j.part,
+		"offset", j.offset, "attempt", j.failures, "retry_in", delay, "error", err)
+	time.AfterFunc(delay, func() { p.send(j) })
+}
+
+// finish marks a record done: its answer or error record is delivered.
+func (p *pipeline) finish(j *job) {
+	if j.kind == kindAnswer {
+		p.m.produced.WithLabelValues("answer").Inc()
+	} else {
+		p.m.produced.WithLabelValues("error").Inc()
+	}
+	if j.tracked {
+		p.offsets.finish(j.part, j.epoch, j.offset)
+	}
+	p.release()
+}
+
+// abandon drops a record at the end of the shutdown grace: it is not finished and is read again.
+func (p *pipeline) abandon(*job) { p.release() }
+
+func (p *pipeline) release() {
+	p.held.Add(-1)
+	p.m.inFlight.Dec()
+	select {
+	case p.freed <- struct{}{}:
+	default:
+	}
+}
+
+// ---- commit ----
+
+// commitDue commits the finished offsets when the commit interval has passed, or now when forced; with
+// partitions named, only theirs.
+func (p *pipeline) commitDue(force bool, only ...int32) {
+	for n, off := range p.offsets.committable(only...) {
+		p.toCommit[n] = off
+	}
+	if len(p.toCommit) == 0 || (!force && time.Since(p.lastCommit) < p.cfg.CommitInterval) {
+		return
+	}
+	var tps []ckafka.TopicPartition
+	for n, off := range p.toCommit {
+		if len(only) > 0 && !containsPart(only, n) {
+			continue
+		}
+		tps = append(tps, ckafka.TopicPartition{Topic: &p.cfg.InputTopic, Partition: n, Offset: ckafka.Offset(off)})
+	}
+	if len(tps) == 0 {
+		return
+	}
+	p.lastCommit = time.Now()
+	res, err := p.consumer.CommitOffsets(tps)
+	if err != nil {
+		p.m.commitErr.Inc()
+		p.log.Warn("commit failed; will retry", "error", err)
+		return
+	}
+	for _, tp := range res {
+		if tp.Error != nil {
+			p.m.commitErr.Inc()
+			p.log.Warn("commit failed; will retry", "partition", tp.Partition, "error", tp.Error)
+			continue
+		}
+		if p.toCommit[tp.Partition] == int64(tp.Offset) {
+			delete(p.toCommit, tp.Partition)
+		}
+	}
+	p.m.commits.Inc()
+}
+
+func containsPart(parts []int32, n int32) bool {
+	for _, p := range parts {
+		if p == n {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- health ----
+
+func (p *pipeline) kafkaError(client string, e ckafka.Error) {
+	if e.IsFatal() {
+		select {
+		case p.fatal <- fmt.Errorf("kafka %s: fatal: %w", client, e):
+		default:
+		}
+		return
+	}
+	if e.Code() == ckafka.ErrAllBrokersDown {
+		if p.brokerUp.Swap(false) {
+			p.m.ready.WithLabelValues("broker").Set(0)
+		}
+	}
+	p.log.Warn("kafka "+client+" error", "code", e.Code().String(), "error", e.Error())
+}
+
+// watchModel keeps the gate in step with the model's readiness: every second while ready, faster while
+// not, and at once after a failed call.
+func (p *pipeline) watchModel(ctx context.Context) {
+	check := func() {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := p.model.Ready(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if p.gate.set(err == nil) {
+			if err == nil {
+				p.m.ready.WithLabelValues("model").Set(1)
+				p.log.Info("model ready", "model", p.cfg.Model.Name)
+			} else {
+				p.m.ready.WithLabelValues("model").Set(0)
+				p.log.Warn("model not ready; fetching paused", "model", p.cfg.Model.Name, "error", err)
+			}
+		}
+	}
+	check()
+	for {
+		every := time.Second
+		if !p.gate.isOpen() {
+			every = 250 * time.Millisecond
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-p.gate.probe:
+			t.Stop()
+		case <-t.C:
+		}
+		check()
+	}
+}
+
+// watchBroker asks the cluster for the topics' metadata: the broker is up when it answers and every
+// topic the sidecar uses exists.
+func (p *pipeline) watchBroker(ctx context.Context) {
+	topics := []string{p.cfg.InputTopic, p.cfg.OutputTopic}
+	if p.cfg.ErrorTopic != p.cfg.OutputTopic {
+		topics = append(topics, p.cfg.ErrorTopic)
+	}
+	check := func() {
+		var problem error
+		for _, t := range topics {
+			md, err := p.producer.GetMetadata(&t, false, 5000)
+			if err != nil {
+				problem = fmt.Errorf("metadata: %w", err)
+				break
+			}
+			if tm, ok := md.Topics[t]; !ok || tm.Error.Code() != ckafka.ErrNoError {
+				problem = fmt.Errorf("topic %s: %v", t, tm.Error)
+				break
+			}
+		}
+		up := problem == nil
+		if p.brokerUp.Swap(up) != up {
+			if up {
+				p.m.ready.WithLabelValues("broker").Set(1)
+				p.log.Info("kafka reachable", "brokers", p.cfg.Brokers)
+			} else {
+				p.m.ready.WithLabelValues("broker").Set(0)
+				p.log.Warn("kafka not usable", "brokers", p.cfg.Brokers, "error", problem)
+			}
+		}
+	}
+	for {
+		check()
+		every := 5 * time.Second
+		if !p.brokerUp.Load() {
+			every = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}

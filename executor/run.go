@@ -1,0 +1,205 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seldon-kafka/sidecar/kafka"
+	"github.com/seldon-kafka/sidecar/protocols"
+	"github.com/seldon-kafka/sidecar/protocols/rest"
+	"github.com/seldon-kafka/sidecar/protocols/seldon"
+	"github.com/seldon-kafka/sidecar/protocols/tensorflow"
+	v2 "github.com/seldon-kafka/sidecar/protocols/v2"
+)
+
+// Executor is a running sidecar: New connects nothing yet but builds every client and binds the health
+// port; Run does the work until its context ends.
+type Executor struct {
+	cfg      Config
+	log      *slog.Logger
+	p        *pipeline
+	listener net.Listener
+}
+
+// New builds the sidecar from a checked Config.
+func New(cfg Config, log *slog.Logger) (*Executor, error) {
+	model, err := modelClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	settings := kafka.Settings{
+		Brokers:         cfg.Brokers,
+		ClientID:        cfg.ClientID,
+		GroupID:         cfg.GroupID,
+		AutoOffsetReset: cfg.AutoOffsetReset,
+	}
+	ccfg, err := kafka.ConsumerConfig(settings)
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := kafka.ProducerConfig(settings)
+	if err != nil {
+		return nil, err
+	}
+	consumer, err := ckafka.NewConsumer(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+	producer, err := ckafka.NewProducer(pcfg)
+	if err != nil {
+		consumer.Close()
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort)))
+	if err != nil {
+		producer.Close()
+		consumer.Close()
+		return nil, fmt.Errorf("--http_port: %w", err)
+	}
+	return &Executor{
+		cfg:      cfg,
+		log:      log,
+		p:        newPipeline(cfg, log, consumer, producer, model, newMetrics()),
+		listener: ln,
+	}, nil
+}
+
+func modelClient(cfg Config) (protocols.Client, error) {
+	var proto rest.Protocol
+	switch cfg.Protocol {
+	case protocols.Seldon:
+		proto = seldon.REST
+	case protocols.Tensorflow:
+		proto = tensorflow.REST
+	case protocols.V2:
+		proto = v2.REST
+	default:
+		return nil, fmt.Errorf("protocol %q has no REST client", cfg.Protocol)
+	}
+	return rest.New(proto, rest.Options{
+		BaseURL:  cfg.Model.RESTBase(),
+		Model:    cfg.Model.Name,
+		Timeout:  cfg.ModelTimeout,
+		MaxConns: cfg.Workers,
+	}), nil
+}
+
+// HealthAddr is the address /live, /ready and the metrics are served on.
+func (e *Executor) HealthAddr() string { return e.listener.Addr().String() }
+
+// Run serves records until ctx ends, then shuts down within the grace period: it stops fetching, lets
+// the records in flight finish, flushes the producer, commits, and leaves the group. It returns nil after
+// a clean shutdown and an error when the sidecar cannot go on (a fatal Kafka error).
+func (e *Executor) Run(ctx context.Context) error {
+	p := e.p
+	log := e.log
+	log.Info("starting", "brokers", e.cfg.Brokers, "input", e.cfg.InputTopic, "output", e.cfg.OutputTopic,
+		"errors", e.cfg.ErrorTopic, "group", e.cfg.GroupID, "protocol", e.cfg.Protocol, "transport", e.cfg.Transport,
+		"model", e.cfg.Model.Name, "model_url", e.cfg.Model.RESTBase(), "workers", e.cfg.Workers,
+		"predictor_from", e.cfg.PredictorSource, "health", e.HealthAddr())
+	for _, f := range e.cfg.IgnoredFlags {
+		log.Warn("ignored: not used by the Kafka executor", "setting", f)
+	}
+
+	// bg ends the helpers (health checks, log forwarding) after the data path has stopped; hard ends the
+	// model calls when the grace period is over.
+	bg, stopBg := context.WithCancel(context.Background())
+	defer stopBg()
+	hard, stopHard := context.WithCancel(context.Background())
+	defer stopHard()
+
+	var helpers sync.WaitGroup
+	goFn := func(wg *sync.WaitGroup, f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	goFn(&helpers, func() { forwardLogs(log, "consumer", p.consumer.Logs()) })
+	goFn(&helpers, func() { forwardLogs(log, "producer", p.producer.Logs()) })
+	var deliveries sync.WaitGroup
+	goFn(&deliveries, p.deliveries)
+
+	srv := &http.Server{Handler: e.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
+	goFn(&helpers, func() {
+		if err := srv.Serve(e.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("health server", "error", err)
+		}
+	})
+	goFn(&helpers, func() { p.watchModel(bg) })
+	goFn(&helpers, func() { p.watchBroker(bg) })
+
+	var workers sync.WaitGroup
+	for range e.cfg.Workers {
+		goFn(&workers, func() { p.work(hard) })
+	}
+
+	runErr := p.poll(ctx)
+	if runErr != nil {
+		log.Error("stopping", "error", runErr)
+	} else {
+		log.Info("shutting down", "in_flight", p.held.Load(), "grace", e.cfg.ShutdownGrace)
+	}
+	deadline := time.Now().Add(e.cfg.ShutdownGrace)
+	e.drain(deadline)
+
+	stopHard()
+	p.lanes.close()
+	workers.Wait()
+
+	flushMs := int(time.Until(deadline).Milliseconds())
+	if flushMs < 1000 {
+		flushMs = 1000
+	}
+	if n := p.producer.Flush(flushMs); n > 0 {
+		log.Warn("records not delivered at shutdown; they will be read again", "count", n)
+	}
+	p.commitDue(true)
+	p.drainBudget = 0
+	if err := p.consumer.Close(); err != nil {
+		log.Warn("closing consumer", "error", err)
+	}
+	p.prodMu.Lock()
+	p.prodClosed = true
+	p.prodMu.Unlock()
+	p.producer.Close()
+	deliveries.Wait()
+
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = srv.Shutdown(sctx)
+	cancel()
+	stopBg()
+	helpers.Wait()
+	_ = p.model.Close()
+	log.Info("stopped", "clean", runErr == nil)
+	return runErr
+}
+
+// drain stops fetching and waits, until the deadline, for the records in flight to be delivered,
+// committing as they finish. Records fetched meanwhile are handed back.
+func (e *Executor) drain(deadline time.Time) {
+	p := e.p
+	p.draining.Store(true)
+	for p.held.Load() > 0 && time.Now().Before(deadline) {
+		p.lastPoll.Store(time.Now().UnixNano())
+		p.setPaused(true)
+		p.handle(p.consumer.Poll(50))
+		p.commitDue(false)
+	}
+	if n := p.held.Load(); n > 0 {
+		e.log.Warn("grace period over with records in flight; they will be read again", "count", n)
+	}
+}
+
+func forwardLogs(log *slog.Logger, client string, ch chan ckafka.LogEvent) {
+	for ev := range ch {
+		log.Log(context.Background(), kafka.LogLevel(ev.Level), ev.Message, "client", client, "facility", ev.Tag)
+	}
+}

@@ -1,0 +1,189 @@
+package testmodel
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultModelName is served when Options.ModelName is empty.
+const DefaultModelName = "model"
+
+// modelVersion is the only version the test model has.
+const modelVersion = "1"
+
+// Options configure a Server.
+type Options struct {
+	// ModelName is the model the tensorflow and v2 routes serve (others get
+	// 404); seldon only reports it in meta.requestPath. Default "model".
+	ModelName string
+	// Delay is the initial value of SetDelay.
+	Delay time.Duration
+	// Reject, if set, sees every infer request body after the injected
+	// faults; returning (status, true) answers that status instead of the
+	// model's answer.
+	Reject func(body []byte) (status int, reject bool)
+}
+
+// Server is the test model server. Its faults can be changed at any time,
+// from any goroutine, while requests are in flight.
+//
+// Every infer call (any protocol) goes through, in order: count the call,
+// wait the delay (giving up if the client does), 503 if not ready, 503 if
+// inside a SetUnavailable window, the FailNext status while any are left,
+// the Reject hook, then the model's answer (400 if the request is bad, else
+// 200 and counted as served). Requests for an unknown model are not infer
+// calls: they get 404 at once.
+type Server struct {
+	model  string
+	reject func([]byte) (int, bool)
+	srv    *http.Server
+
+	delay    atomic.Int64 // time.Duration
+	notReady atomic.Bool
+
+	mu               sync.Mutex
+	unavailableUntil time.Time
+	failLeft         int
+	failStatus       int
+
+	calls, served, inFlight, maxInFlight atomic.Int64
+}
+
+// New returns a Server; use Handler with httptest, or Serve/ListenAndServe.
+func New(opts Options) *Server {
+	s := &Server{model: opts.ModelName, reject: opts.Reject}
+	if s.model == "" {
+		s.model = DefaultModelName
+	}
+	s.delay.Store(int64(opts.Delay))
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	return s
+}
+
+// Handler serves all routes of all three protocols.
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
+
+// ModelName is the model name the server answers to.
+func (s *Server) ModelName() string { return s.model }
+
+// Serve serves on ln until Shutdown or Close; it then returns
+// http.ErrServerClosed, like http.Server.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// ListenAndServe listens on the TCP address addr and serves like Serve.
+func (s *Server) ListenAndServe(addr string) error {
+	s.srv.Addr = addr
+	return s.srv.ListenAndServe()
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// Close stops the server at once, dropping in-flight requests.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// SetUnavailable makes infer calls answer 503 for the next d; d <= 0 ends
+// the window now.
+func (s *Server) SetUnavailable(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d <= 0 {
+		s.unavailableUntil = time.Time{}
+		return
+	}
+	s.unavailableUntil = time.Now().Add(d)
+}
+
+// FailNext makes the next n infer calls answer status, replacing any count
+// left from an earlier FailNext; n <= 0 cancels it. A status outside
+// 200..599 becomes 500, since net/http cannot end a response with a 1xx.
+func (s *Server) FailNext(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failLeft = max(n, 0)
+	s.failStatus = validStatus(status)
+}
+
+// SetNotReady makes the readiness endpoints of all protocols, and the infer
+// endpoints, answer 503 while set. Liveness stays 200.
+func (s *Server) SetNotReady(notReady bool) { s.notReady.Store(notReady) }
+
+// SetDelay makes every infer call wait d before answering.
+func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
+
+// Calls is the number of infer calls received, whatever their outcome.
+func (s *Server) Calls() int64 { return s.calls.Load() }
+
+// Served is the number of infer calls answered 200 by the model.
+func (s *Server) Served() int64 { return s.served.Load() }
+
+// MaxConcurrent is the largest number of infer calls seen in flight at once,
+// which lets a test prove its client calls in parallel.
+func (s *Server) MaxConcurrent() int64 { return s.maxInFlight.Load() }
+
+// ResetCounters zeroes Calls, Served and MaxConcurrent between test phases.
+func (s *Server) ResetCounters() {
+	s.calls.Store(0)
+	s.served.Store(0)
+	s.maxInFlight.Store(s.inFlight.Load())
+}
+
+// enter records the start of an infer call; call the returned func when it
+// ends.
+func (s *Server) enter() (leave func()) {
+	s.calls.Add(1)
+	n := s.inFlight.Add(1)
+	for {
+		m := s.maxInFlight.Load()
+		if n <= m || s.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return func() { s.inFlight.Add(-1) }
+}
+
+// wait sleeps for the configured delay; false means the client gave up first.
+func (s *Server) wait(ctx context.Context) bool {
+	d := time.Duration(s.delay.Load())
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fault returns the injected failure for this call, if any, consuming one
+// FailNext.
+func (s *Server) fault() (status int, msg string, failed bool) {
+	if s.notReady.Load() {
+		return http.StatusServiceUnavailable, "model not ready (injected)", true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Now().Before(s.unavailableUntil) {
+		return http.StatusServiceUnavailable, "model unavailable (injected)", true
+	}
+	if s.failLeft > 0 {
+		s.failLeft--
+		return s.failStatus, "injected failure", true
+	}
+	return 0, "", false
+}
+
+func validStatus(status int) int {
+	if status < 200 || status > 599 {
+		return http.StatusInternalServerError
+	}
+	return status
+}

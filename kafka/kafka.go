@@ -1,0 +1,134 @@
+// Package kafka is the confluent-kafka-go (librdkafka) wiring: the client settings the sidecar depends on,
+// the headers it reads and writes, and the errors it tells apart. The delivery settings here are the
+// sidecar's at-least-once contract; nothing a user passes in can override them.
+package kafka
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// Settings is what the clients are built from.
+type Settings struct {
+	Brokers  string // bootstrap.servers
+	ClientID string
+	GroupID  string
+	// AutoOffsetReset is where a group with no committed offset starts: earliest or latest.
+	AutoOffsetReset string
+	// Extra are further librdkafka properties (security and tuning); a key of Pinned is refused.
+	Extra map[string]string
+}
+
+// Pinned are the properties the sidecar's delivery guarantees rest on. Extra settings may not change
+// them: auto-commit would commit records before they are answered, and a non-idempotent producer could
+// reorder or duplicate answers on retry.
+var Pinned = map[string]bool{
+	"enable.auto.commit":       true,
+	"enable.auto.offset.store": true,
+	"enable.idempotence":       true,
+	"acks":                     true,
+	"request.required.acks":    true,
+	"group.id":                 true,
+	"bootstrap.servers":        true,
+	"go.events.channel.enable": true,
+	"go.logs.channel.enable":   true,
+	"go.delivery.reports":      true,
+}
+
+// ConsumerConfig is the consumer's librdkafka configuration.
+func ConsumerConfig(s Settings) (*ckafka.ConfigMap, error) {
+	reset := s.AutoOffsetReset
+	if reset == "" {
+		reset = "earliest"
+	}
+	cm := ckafka.ConfigMap{
+		"bootstrap.servers": s.Brokers,
+		"client.id":         s.ClientID,
+		"group.id":          s.GroupID,
+		// Offsets are committed by the sidecar, and only once every record at or below them is answered.
+		"enable.auto.commit":       false,
+		"enable.auto.offset.store": false,
+		"auto.offset.reset":        reset,
+		// Cooperative rebalancing moves only the partitions that change owner, so scaling out with KEDA
+		// does not stop every replica's work.
+		"partition.assignment.strategy": "cooperative-sticky",
+		// Bounds the prefetched bytes per partition queue, so memory does not grow with the backlog.
+		"queued.max.messages.kbytes": 16384,
+		"go.logs.channel.enable":     true,
+	}
+	return withExtra(cm, s.Extra)
+}
+
+// ProducerConfig is the producer's librdkafka configuration.
+func ProducerConfig(s Settings) (*ckafka.ConfigMap, error) {
+	cm := ckafka.ConfigMap{
+		"bootstrap.servers": s.Brokers,
+		"client.id":         s.ClientID,
+		// Idempotence keeps each partition's answers in the order they were produced, across retries,
+		// and writes each once.
+		"enable.idempotence": true,
+		"acks":               "all",
+		"linger.ms":          5,
+		// 0 is no local timeout: an answer is retried until the broker takes it. While the broker is away
+		// records stay in flight, consumption pauses, and nothing is committed past them.
+		"message.timeout.ms":        0,
+		"go.delivery.reports":       true,
+		"go.delivery.report.fields": "none",
+		"go.logs.channel.enable":    true,
+	}
+	return withExtra(cm, s.Extra)
+}
+
+// AdminConfig is an admin client's configuration.
+func AdminConfig(s Settings) (*ckafka.ConfigMap, error) {
+	cm := ckafka.ConfigMap{"bootstrap.servers": s.Brokers, "client.id": s.ClientID}
+	return withExtra(cm, s.Extra)
+}
+
+func withExtra(cm ckafka.ConfigMap, extra map[string]string) (*ckafka.ConfigMap, error) {
+	for k, v := range extra {
+		if Pinned[k] {
+			return nil, fmt.Errorf("librdkafka property %q is set by the sidecar and cannot be overridden", k)
+		}
+		cm[k] = v
+	}
+	return &cm, nil
+}
+
+// LogLevel maps a librdkafka syslog level to slog.
+func LogLevel(syslog int) slog.Level {
+	switch {
+	case syslog <= 3:
+		return slog.LevelError
+	case syslog == 4:
+		return slog.LevelWarn
+	case syslog <= 6:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
+}
+
+// Header returns the value of the last header named key, compared without regard to case: producers
+// write Content-Type, content-type and CONTENT-TYPE alike.
+func Header(hs []ckafka.Header, key string) (string, bool) {
+	for i := len(hs) - 1; i >= 0; i-- {
+		if strings.EqualFold(hs[i].Key, key) {
+			return string(hs[i].Value), true
+		}
+	}
+	return "", false
+}
+
+// SetHeader replaces every header named key (any case) with one key: value.
+func SetHeader(hs []ckafka.Header, key, value string) []ckafka.Header {
+	out := hs[:0:0]
+	for _, h := range hs {
+		if !strings.EqualFold(h.Key, key) {
+			out = append(out, h)
+		}
+	}
+	return append(out, ckafka.Header{Key: key, Value: []byte(value)})
+}

@@ -1,0 +1,114 @@
+// Package protocols names the payload protocols a model speaks and the types every model client shares:
+// the request taken from a record, the answer that goes back to Kafka, and the error that says whether a
+// failed call is worth retrying. One sub-package per protocol holds its codecs; rest (and grpc) hold the
+// clients.
+package protocols
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Name is a payload protocol.
+type Name string
+
+const (
+	Seldon     Name = "seldon"
+	Tensorflow Name = "tensorflow"
+	V2         Name = "v2"
+)
+
+// ParseName reads a protocol as the Seldon operator writes it. kfserving is the operator's older name for
+// the v2 (Open Inference) protocol.
+func ParseName(s string) (Name, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "seldon":
+		return Seldon, nil
+	case "tensorflow":
+		return Tensorflow, nil
+	case "v2", "kfserving", "kserve", "oip":
+		return V2, nil
+	}
+	return "", fmt.Errorf("unknown protocol %q (want seldon, tensorflow or v2)", s)
+}
+
+// Request is one inference request as it came off the input topic.
+type Request struct {
+	Body        []byte
+	ContentType string // the record's Content-Type header, empty when absent
+	ProtoName   string // the record's proto-name header (grpc transport)
+	Puid        string // the request id, forwarded to the model as Seldon-Puid
+}
+
+// Response is the model's answer, ready to be produced.
+type Response struct {
+	Body        []byte
+	ContentType string
+	ProtoName   string // set for protobuf answers
+}
+
+// Client calls one model endpoint. Implementations are safe for concurrent use.
+type Client interface {
+	// Check rejects a request that no model call could serve (not JSON, a wrong proto-name, ...) with a
+	// *CallError whose Reason is ReasonInvalidRequest, before any call is made.
+	Check(req *Request) error
+	// Infer makes one call. A failure is a *CallError that says whether a retry may succeed.
+	Infer(ctx context.Context, req *Request) (*Response, error)
+	// Ready reports whether the model can take requests now.
+	Ready(ctx context.Context) error
+	Close() error
+}
+
+// Reasons a record could not be served; they go in the error record's Seldon-Error-Reason header and in
+// the errors metric's reason label, so they are a closed set.
+const (
+	ReasonInvalidRequest   = "invalid_request"   // the record's value is not a request of the protocol
+	ReasonModelRejected    = "model_rejected"    // the model answered with a client error (4xx, InvalidArgument, ...)
+	ReasonRetriesExhausted = "retries_exhausted" // transient failures outlasted the retry budget
+	ReasonProduceFailed    = "produce_failed"    // the answer could not be written to the output topic
+)
+
+// CallError is a failed model call or a request rejected before the call.
+type CallError struct {
+	Reason    string // one of the Reason constants
+	Transient bool   // a retry may succeed: connection refused, timeout, 429, 5xx, Unavailable
+	Status    int    // HTTP status, 0 when there was no answer
+	Code      string // gRPC code name, empty for REST
+	Msg       string // what went wrong, for people
+	Err       error  // the cause, when there is one
+}
+
+func (e *CallError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Msg)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " (gRPC %s)", e.Code)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *CallError) Unwrap() error { return e.Err }
+
+// Invalid returns the error for a request that fails a protocol's check.
+func Invalid(format string, args ...any) *CallError {
+	return &CallError{Reason: ReasonInvalidRequest, Msg: fmt.Sprintf(format, args...)}
+}
+
+// AsCallError returns err as a *CallError; an error of another type is taken as transient, since the
+// client could not say what it was.
+func AsCallError(err error) *CallError {
+	var ce *CallError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &CallError{Reason: ReasonRetriesExhausted, Transient: true, Msg: "model call failed", Err: err}
+}

@@ -1,0 +1,257 @@
+// Package rest calls a model container over HTTP/JSON for any of the protocols: the protocol says which
+// paths to use and how to check a request; this package owns the connection pool, the timeouts and the
+// rules that say which failures are worth a retry.
+package rest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/seldon-kafka/sidecar/protocols"
+)
+
+// Protocol is what differs between the protocols over REST.
+type Protocol struct {
+	Name      protocols.Name
+	InferPath func(model string) string
+	ReadyPath func(model string) string
+	// ReadyOnNotFound takes a 404 from ReadyPath as ready: the server is up but has no such check.
+	ReadyOnNotFound bool
+	// CheckJSON rejects a JSON request body that cannot be a request of the protocol.
+	CheckJSON func(body []byte) error
+}
+
+// Options configure a Client.
+type Options struct {
+	BaseURL string        // scheme://host:port of the model container
+	Model   string        // the graph node's name, used in the protocol's paths
+	Timeout time.Duration // per call; 0 means none (the caller's context still applies)
+	// MaxConns bounds the connections kept to the model; it should be at least the records in flight so
+	// that no call waits for a connection.
+	MaxConns int
+	// MaxResponseBytes bounds a model's answer; a larger one fails the call instead of exhausting memory.
+	MaxResponseBytes int64
+}
+
+// Client is a protocols.Client over HTTP.
+type Client struct {
+	proto     Protocol
+	opts      Options
+	inferURL  string
+	readyURL  string
+	http      *http.Client
+	transport *http.Transport
+}
+
+var _ protocols.Client = (*Client)(nil)
+
+// New returns a client for one model endpoint.
+func New(p Protocol, o Options) *Client {
+	if o.MaxConns <= 0 {
+		o.MaxConns = 100
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = 64 << 20
+	}
+	base := strings.TrimRight(o.BaseURL, "/")
+	tr := &http.Transport{
+		Proxy: nil, // the model is in the same pod: an HTTP_PROXY from the environment must not apply
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          o.MaxConns,
+		MaxIdleConnsPerHost:   o.MaxConns,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 0, // the per-call timeout covers it
+		ForceAttemptHTTP2:     false,
+	}
+	return &Client{
+		proto:     p,
+		opts:      o,
+		inferURL:  base + p.InferPath(o.Model),
+		readyURL:  base + p.ReadyPath(o.Model),
+		http:      &http.Client{Transport: tr},
+		transport: tr,
+	}
+}
+
+// Check validates a request body: JSON of the protocol's shape when the content type is JSON or absent.
+// Another content type (a v2 binary tensor request, a form) is the model's to judge and passes as is.
+func (c *Client) Check(req *protocols.Request) error {
+	if len(req.Body) == 0 {
+		return protocols.Invalid("empty value: a %s request is a JSON object", c.proto.Name)
+	}
+	if !IsJSON(req.ContentType) {
+		return nil
+	}
+	if c.proto.CheckJSON == nil {
+		return nil
+	}
+	if err := c.proto.CheckJSON(req.Body); err != nil {
+		return protocols.Invalid("not a %s request: %v", c.proto.Name, err)
+	}
+	return nil
+}
+
+// Infer posts the request body to the protocol's inference path, unchanged.
+func (c *Client) Infer(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
+	if c.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.inferURL, bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, &protocols.CallError{Reason: protocols.ReasonInvalidRequest, Msg: "building the model request", Err: err}
+	}
+	ct := req.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	hreq.Header.Set("Content-Type", ct)
+	if req.Puid != "" {
+		hreq.Header.Set("Seldon-Puid", req.Puid)
+	}
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return nil, transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes+1))
+	if err != nil {
+		return nil, transportError(ctx, err)
+	}
+	if int64(len(body)) > c.opts.MaxResponseBytes {
+		return nil, &protocols.CallError{Reason: protocols.ReasonModelRejected, Status: resp.StatusCode,
+			Msg: fmt.Sprintf("model answer larger than %d bytes", c.opts.MaxResponseBytes)}
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, statusError(resp.StatusCode, body)
+	}
+	rct := resp.Header.Get("Content-Type")
+	if rct == "" {
+		rct = "application/json"
+	}
+	return &protocols.Response{Body: body, ContentType: rct}, nil
+}
+
+// Ready asks the protocol's readiness endpoint.
+func (c *Client) Ready(ctx context.Context) error {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.readyURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return fmt.Errorf("model readiness %s: %w", c.readyURL, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	switch {
+	case resp.StatusCode/100 == 2:
+		return nil
+	case resp.StatusCode == http.StatusNotFound && c.proto.ReadyOnNotFound:
+		return nil
+	}
+	return fmt.Errorf("model readiness %s: HTTP %d", c.readyURL, resp.StatusCode)
+}
+
+// Close drops the pooled connections.
+func (c *Client) Close() error {
+	c.transport.CloseIdleConnections()
+	return nil
+}
+
+// Retryable statuses: the server is overloaded, restarting or timed out, not refusing the request.
+func transientStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
+func statusError(code int, body []byte) *protocols.CallError {
+	e := &protocols.CallError{Status: code, Transient: transientStatus(code), Msg: "model answered " + http.StatusText(code)}
+	if e.Transient {
+		e.Reason = protocols.ReasonRetriesExhausted
+	} else {
+		e.Reason = protocols.ReasonModelRejected
+	}
+	if detail := strings.TrimSpace(string(body)); detail != "" {
+		const max = 512
+		if len(detail) > max {
+			detail = detail[:max] + "…"
+		}
+		e.Msg += ": " + detail
+	}
+	return e
+}
+
+func transportError(ctx context.Context, err error) *protocols.CallError {
+	msg := "model unreachable"
+	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
+		msg = "model call timed out"
+	}
+	return &protocols.CallError{Reason: protocols.ReasonRetriesExhausted, Transient: true, Msg: msg, Err: err}
+}
+
+// IsJSON reports whether a Content-Type names JSON; an absent one is taken as JSON, the protocols' default.
+func IsJSON(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "text/json"
+}
+
+// CheckObject accepts a JSON object.
+func CheckObject(body []byte) error {
+	_, err := topLevel(body)
+	return err
+}
+
+// CheckObjectWithAny accepts a JSON object holding at least one of the keys.
+func CheckObjectWithAny(keys ...string) func([]byte) error {
+	return func(body []byte) error {
+		fields, err := topLevel(body)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, ok := fields[k]; ok {
+				return nil
+			}
+		}
+		return fmt.Errorf("the object has none of the fields %q", keys)
+	}
+}
+
+// topLevel decodes one level of a JSON object; json.Unmarshal validates the whole document on the way.
+func topLevel(body []byte) (map[string]json.RawMessage, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, errors.New("blank value")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &fields); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return nil, fmt.Errorf("a JSON %s, not an object", ute.Value)
+		}
+		return nil, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if fields == nil {
+		return nil, errors.New("JSON null, not an object")
+	}
+	return fields, nil
+}

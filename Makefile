@@ -1,0 +1,15 @@
+# The two commands a new user runs (see README): `make demo` and `make test`.
+.PHONY: test demo build broker broker-stop bench
+
+build:
+	go build -o bin/executor ./cmd/executor
+	go build -o bin/testmodel ./cmd/testmodel
+
+test:
+	bash test/run-tests.sh
+
+broker:
+	bash test/kafka/broker.sh start
+
+broker-stop:
+	bash test/kafka/broker.sh stop

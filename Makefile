@@ -14,5 +14,10 @@ broker:
 broker-stop:
 	bash test/kafka/broker.sh stop
 
+# Throughput, latency, memory and CPU figures against the test broker (started if not running).
+bench: build
+	bash test/kafka/broker.sh status >/dev/null 2>&1 || bash test/kafka/broker.sh start
+	go run ./cmd/sidecar-bench
+
 demo:
 	bash examples/demo/run.sh

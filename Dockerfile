@@ -1,0 +1,15 @@
+# The sidecar image: a drop-in for the Seldon executor image in serverType: kafka deployments.
+# confluent-kafka-go links a bundled static librdkafka with cgo, so the build needs a C compiler and the
+# runtime needs glibc (not Alpine, not static scratch).
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /out/executor ./cmd/executor
+
+FROM gcr.io/distroless/base-debian12:nonroot
+COPY --from=build /out/executor /executor
+EXPOSE 8000
+USER nonroot:nonroot
+ENTRYPOINT ["/executor"]

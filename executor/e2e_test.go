@@ -38,7 +38,12 @@ type harness struct {
 
 func newHarness(t *testing.T, protocol string, partitions int) *harness {
 	t.Helper()
-	bs := testkit.Bootstrap(t)
+	return newHarnessOn(t, testkit.Bootstrap(t), protocol, partitions)
+}
+
+// newHarnessOn is newHarness against a given broker.
+func newHarnessOn(t *testing.T, bs, protocol string, partitions int) *harness {
+	t.Helper()
 	h := &harness{
 		t: t, bootstrap: bs, protocol: protocol, partitions: partitions,
 		in:  testkit.Topic(t, bs, partitions),

@@ -1,0 +1,107 @@
+package executor_test
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/seldon-kafka/sidecar/internal/testkit"
+)
+
+// ownBroker starts a broker of the test's own (the shared one must not be disturbed) and returns its
+// address and process id.
+func ownBroker(t *testing.T) (bootstrap string, pid int) {
+	t.Helper()
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(root, "test", "kafka", "broker.sh")
+	state := t.TempDir()
+	run := func(args ...string) {
+		cmd := exec.Command("bash", append([]string{script}, args...)...)
+		cmd.Env = append(os.Environ(), "KAFKA_STATE_DIR="+state)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("broker.sh %v: %v\n%s", args, err, out)
+		}
+	}
+	run("start")
+	t.Cleanup(func() { run("stop") })
+	b, err := os.ReadFile(filepath.Join(state, "bootstrap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := os.ReadFile(filepath.Join(state, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err = strconv.Atoi(strings.TrimSpace(string(p)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b)), pid
+}
+
+func TestBrokerLossFailsReadinessAndTheSidecarRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker of its own")
+	}
+	bs, pid := ownBroker(t)
+	h := newHarnessOn(t, bs, "seldon", 2)
+	h.model.SetDelay(20 * time.Millisecond)
+	s := h.start()
+	ready := "http://" + s.health + "/ready"
+	waitFor(t, "ready", 60*time.Second, func() bool { return getStatus(t, ready) == http.StatusOK })
+
+	const n = 300
+	testkit.Produce(t, bs, h.in, records("seldon", n))
+	waitFor(t, "some answers", 30*time.Second, func() bool {
+		var got int64
+		for _, o := range testkit.EndOffsets(t, bs, h.out) {
+			got += o
+		}
+		return got > 0
+	})
+
+	// Freeze the broker mid-stream: connections stay open and nothing answers, as when a network
+	// partition cuts the sidecar off.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(thaw)
+	waitFor(t, "/ready to fail without the broker", 30*time.Second, func() bool {
+		return getStatus(t, ready) == http.StatusServiceUnavailable
+	})
+	if code := getStatus(t, "http://"+s.health+"/live"); code != http.StatusOK {
+		t.Fatalf("/live = %d while the broker is away; the process is fine and must not be restarted", code)
+	}
+	time.Sleep(3 * time.Second)
+	thaw()
+
+	waitFor(t, "/ready again", 60*time.Second, func() bool { return getStatus(t, ready) == http.StatusOK })
+	answers := testkit.ConsumeAll(t, bs, h.out, time.Second)
+	keys := map[string]bool{}
+	for _, a := range answers {
+		if a.Headers["Seldon-Error-Reason"] != "" {
+			t.Fatalf("error record: %v", a.Headers)
+		}
+		keys[string(a.Key)] = true
+	}
+	if len(keys) != n {
+		t.Fatalf("%d of %d records answered after the broker came back", len(keys), n)
+	}
+	h.waitAllCommitted(60 * time.Second)
+}

@@ -4,6 +4,8 @@
 build:
 	go build -o bin/executor ./cmd/executor
 	go build -o bin/testmodel ./cmd/testmodel
+	go build -o bin/protofile ./cmd/protofile
+	go build -o bin/seldon-keda ./cmd/seldon-keda
 
 test:
 	bash test/run-tests.sh
@@ -15,7 +17,8 @@ broker-stop:
 	bash test/kafka/broker.sh stop
 
 # Throughput, latency, memory and CPU figures against the test broker (started if not running).
-bench: build
+bench:
+	go build -o bin/executor ./cmd/executor
 	bash test/kafka/broker.sh status >/dev/null 2>&1 || bash test/kafka/broker.sh start
 	go run ./cmd/sidecar-bench
 

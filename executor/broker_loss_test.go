@@ -92,6 +92,8 @@ func TestBrokerLossFailsReadinessAndTheSidecarRecovers(t *testing.T) {
 	thaw()
 
 	waitFor(t, "/ready again", 60*time.Second, func() bool { return getStatus(t, ready) == http.StatusOK })
+	// Everything is committed only once every answer is delivered.
+	h.waitAllCommitted(90 * time.Second)
 	answers := testkit.ConsumeAll(t, bs, h.out, time.Second)
 	keys := map[string]bool{}
 	for _, a := range answers {
@@ -103,5 +105,4 @@ func TestBrokerLossFailsReadinessAndTheSidecarRecovers(t *testing.T) {
 	if len(keys) != n {
 		t.Fatalf("%d of %d records answered after the broker came back", len(keys), n)
 	}
-	h.waitAllCommitted(60 * time.Second)
 }

@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/sdep"
+	"github.com/seldon-kafka/sidecar/tls"
 )
 
 // Env is the sidecar's environment, as svcOrchSpec.env sets it. The names are the legacy executor's
@@ -29,13 +32,21 @@ type Env struct {
 	AutoCommit      bool          `envconfig:"KAFKA_AUTO_COMMIT" default:"true"`
 	CommitInterval  time.Duration `envconfig:"KAFKA_COMMIT_INTERVAL" default:"1s"`
 	AutoOffsetReset string        `envconfig:"KAFKA_AUTO_OFFSET_RESET" default:"earliest"`
-	SecProtocol     string        `envconfig:"KAFKA_SECURITY_PROTOCOL" default:"PLAINTEXT"`
 	FullGraph       string        `envconfig:"KAFKA_FULL_GRAPH"`
 	Predictor       string        `envconfig:"ENGINE_PREDICTOR"`
 	ModelTimeout    time.Duration `envconfig:"MODEL_TIMEOUT" default:"30s"`
 	MaxAttempts     int           `envconfig:"MODEL_MAX_ATTEMPTS" default:"10"`
 	BackoffMin      time.Duration `envconfig:"MODEL_BACKOFF_MIN" default:"100ms"`
 	BackoffMax      time.Duration `envconfig:"MODEL_BACKOFF_MAX" default:"5s"`
+
+	// Security: KAFKA_SECURITY_PROTOCOL, the KAFKA_SSL_* and KAFKA_SASL_* variables (see package tls).
+	tls.Env
+	// SecurityReload is how often file-based security material is re-read for changes; 0 never.
+	SecurityReload time.Duration `envconfig:"KAFKA_SECURITY_RELOAD_INTERVAL" default:"30s"`
+	// PropertiesFile holds further librdkafka properties, key=value a line (see kafka.ReadProperties).
+	PropertiesFile string `envconfig:"KAFKA_PROPERTIES_FILE"`
+	// Overrides are the KAFKA_CONSUMER_* and KAFKA_PRODUCER_* variables, gathered by loadEnv.
+	Overrides []kafka.Override `ignored:"true"`
 }
 
 // Config is everything the sidecar runs on, parsed and checked once at start.
@@ -50,8 +61,7 @@ type Config struct {
 	// Workers is how many records are with the model at once. Records with the same key still go one at a
 	// time, in order.
 	Workers int
-	// CommitInterval is how often finished offsets are committed; 0 commits each advance as it happens
-	// (KAFKA_AUTO_COMMIT=false).
+	// CommitInterval is how often finished offsets are committed.
 	CommitInterval time.Duration
 
 	Deployment string
@@ -65,6 +75,14 @@ type Config struct {
 	MaxAttempts  int
 	BackoffMin   time.Duration
 	BackoffMax   time.Duration
+
+	// Security is the Kafka security material (TLS, SASL), read and checked at start; never nil after
+	// LoadConfig. SecurityReload is how often its files are re-read for a rotation; 0 never.
+	Security       *tls.Material
+	SecurityReload time.Duration
+	// Overrides are further librdkafka properties the user set (KAFKA_CONSUMER_*, KAFKA_PRODUCER_*,
+	// KAFKA_PROPERTIES_FILE); none touches kafka.Pinned or a security property.
+	Overrides []kafka.Override
 
 	HTTPPort        int
 	MetricsPath     string
@@ -118,6 +136,7 @@ func loadEnv() (Env, error) {
 	if err := envconfig.Process("", &env); err != nil {
 		return Env{}, envError(err)
 	}
+	env.Overrides = kafka.OverridesFromEnv(os.Environ())
 	for _, req := range []struct{ name, v string }{
 		{"KAFKA_BROKER", env.Broker}, {"KAFKA_INPUT_TOPIC", env.InputTopic}, {"KAFKA_OUTPUT_TOPIC", env.OutputTopic},
 	} {
@@ -139,7 +158,7 @@ func envError(err error) error {
 			what = "not a whole number"
 		case "bool":
 			what = "not true or false"
-		case "Duration":
+		case "time.Duration":
 			what = "not a duration (like 500ms, 30s, 2m)"
 		}
 		return bad(pe.KeyName, "%q is %s", pe.Value, what)
@@ -189,8 +208,11 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	} else {
 		c.ErrorTopic = c.OutputTopic
 	}
-	if c.InputTopic == c.OutputTopic || c.InputTopic == c.ErrorTopic {
+	if c.InputTopic == c.OutputTopic {
 		return c, bad("KAFKA_OUTPUT_TOPIC", "the answers would be read back as requests: it must differ from KAFKA_INPUT_TOPIC")
+	}
+	if c.InputTopic == c.ErrorTopic {
+		return c, bad("KAFKA_ERROR_TOPIC", "error records would be read back as requests: it must differ from KAFKA_INPUT_TOPIC")
 	}
 	switch {
 	case c.Workers < 1:
@@ -198,16 +220,16 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	case c.Workers > 10000:
 		return c, bad("KAFKA_WORKERS", "%d: more than 10000 records in flight", c.Workers)
 	}
-	if !env.AutoCommit {
-		c.CommitInterval = 0
-	} else if c.CommitInterval <= 0 {
+	// KAFKA_AUTO_COMMIT is read for compatibility only: either value commits delivered offsets on the
+	// interval. Its legacy meaning for true, commit what was read, would lose records in flight.
+	if c.CommitInterval <= 0 {
 		return c, bad("KAFKA_COMMIT_INTERVAL", "must be positive")
 	}
 	if c.AutoOffsetReset != "earliest" && c.AutoOffsetReset != "latest" {
 		return c, bad("KAFKA_AUTO_OFFSET_RESET", "%q: want earliest or latest", env.AutoOffsetReset)
 	}
-	if sp := strings.ToUpper(strings.TrimSpace(env.SecProtocol)); sp != "PLAINTEXT" {
-		return c, bad("KAFKA_SECURITY_PROTOCOL", "%q: only PLAINTEXT is supported by this build", env.SecProtocol)
+	if err := c.loadSecurity(env); err != nil {
+		return c, err
 	}
 	if env.FullGraph != "" {
 		c.IgnoredFlags = append(c.IgnoredFlags, "KAFKA_FULL_GRAPH (the whole graph is always served)")
@@ -218,7 +240,10 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	if c.MaxAttempts < 1 {
 		return c, bad("MODEL_MAX_ATTEMPTS", "%d: at least 1 attempt", c.MaxAttempts)
 	}
-	if c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin {
+	if c.BackoffMin <= 0 {
+		return c, bad("MODEL_BACKOFF_MIN", "must be positive")
+	}
+	if c.BackoffMax < c.BackoffMin {
 		return c, bad("MODEL_BACKOFF_MAX", "the backoff must be positive and MODEL_BACKOFF_MAX at least MODEL_BACKOFF_MIN")
 	}
 	if c.ShutdownGrace <= 0 {
@@ -244,15 +269,12 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	if c.Transport != "rest" && c.Transport != "grpc" {
 		return c, bad("--transport", "%q: want rest or grpc", f.Transport)
 	}
-	if c.Transport == "grpc" {
-		return c, bad("--transport", "grpc is not supported by this build yet; use rest")
-	}
 
 	if err := c.loadPredictor(f, env); err != nil {
 		return c, err
 	}
-	if env.GroupID != "" {
-		c.GroupID = strings.TrimSpace(env.GroupID)
+	if g := strings.TrimSpace(env.GroupID); g != "" {
+		c.GroupID = g
 	} else {
 		// The legacy executor's group: KEDA triggers and existing committed offsets carry this name.
 		for _, req := range []struct{ name, v string }{{"--sdep", c.Deployment}, {"--namespace", c.Namespace}} {
@@ -336,6 +358,51 @@ func (c *Config) loadPredictor(f Flags, env Env) error {
 		}
 	}
 	return nil
+}
+
+// loadSecurity reads and checks the TLS and SASL material and the librdkafka overrides.
+func (c *Config) loadSecurity(env Env) error {
+	sec, err := tls.Parse(env.Env)
+	if err != nil {
+		return securityError(err)
+	}
+	if c.Security, err = tls.Load(sec, time.Now()); err != nil {
+		return securityError(err)
+	}
+	if env.SecurityReload < 0 {
+		return bad("KAFKA_SECURITY_RELOAD_INTERVAL", "must not be negative (0 turns the reload off)")
+	}
+	c.SecurityReload = env.SecurityReload
+
+	overrides := env.Overrides
+	if f := strings.TrimSpace(env.PropertiesFile); f != "" {
+		fromFile, err := kafka.ReadProperties("KAFKA_PROPERTIES_FILE", f)
+		if err != nil {
+			return bad("KAFKA_PROPERTIES_FILE", "%v", err)
+		}
+		overrides = append(fromFile, overrides...) // a variable wins over the file
+	}
+	for _, o := range overrides {
+		switch {
+		case o.Key == "" || strings.ContainsAny(o.Key, " \t"):
+			return bad(o.From, "names no librdkafka property")
+		case kafka.Pinned[o.Key]:
+			return bad(o.From, "sets %s, which the sidecar pins: its delivery guarantees (commit only what is answered, idempotent writes) depend on it", o.Key)
+		case tls.ManagedProperties[o.Key]:
+			return bad(o.From, "sets %s, a security property: use KAFKA_SECURITY_PROTOCOL and the KAFKA_SSL_* and KAFKA_SASL_* variables, which are checked at start and reloaded on change", o.Key)
+		}
+	}
+	c.Overrides = overrides
+	return nil
+}
+
+// securityError turns the tls package's errors, which name their variable, into ConfigErrors.
+func securityError(err error) error {
+	var te *tls.Error
+	if errors.As(err, &te) {
+		return &ConfigError{Name: te.Var, Msg: te.Msg}
+	}
+	return &ConfigError{Name: "KAFKA_SECURITY_PROTOCOL", Msg: err.Error()}
 }
 
 func validTopic(name, topic string) error {

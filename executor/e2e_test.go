@@ -32,6 +32,7 @@ type harness struct {
 	model      *testmodel.Server
 	modelPort  int
 	protocol   string
+	transport  string // rest when empty
 	partitions int
 	env        map[string]string
 }
@@ -98,8 +99,12 @@ func (h *harness) predictorB64() string {
 }
 
 func (h *harness) args() []string {
+	transport := h.transport
+	if transport == "" {
+		transport = "rest"
+	}
 	return []string{"--server_type=kafka", "--sdep=iris", "--namespace=test", "--predictor=default",
-		"--protocol=" + h.protocol, "--transport=rest", "--http_port=0", "--graceful_timeout=20s",
+		"--protocol=" + h.protocol, "--transport=" + transport, "--http_port=0", "--graceful_timeout=20s",
 		"--log_level=WARN"}
 }
 

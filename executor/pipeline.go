@@ -374,7 +374,7 @@ func (p *pipeline) call(ctx context.Context, req *protocols.Request) (*protocols
 func (p *pipeline) backoff(attempt int) time.Duration {
 	d := p.cfg.BackoffMax
 	if attempt < 32 {
-		if e := p.cfg.BackoffMin << (attempt - 1); e > 0 && e < d {
+		if e := p.cfg.BackoffMin << (attempt - 1); e > 0 && e < d && e>>(attempt-1) == p.cfg.BackoffMin { // no bits shifted out
 			d = e
 		}
 	}

@@ -15,10 +15,12 @@ import (
 
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
+	"github.com/seldon-kafka/sidecar/protocols/grpc"
 	"github.com/seldon-kafka/sidecar/protocols/rest"
 	"github.com/seldon-kafka/sidecar/protocols/seldon"
 	"github.com/seldon-kafka/sidecar/protocols/tensorflow"
 	v2 "github.com/seldon-kafka/sidecar/protocols/v2"
+	"github.com/seldon-kafka/sidecar/tls"
 )
 
 // Executor is a running sidecar: New connects nothing yet but builds every client and binds the health
@@ -28,6 +30,7 @@ type Executor struct {
 	log      *slog.Logger
 	p        *pipeline
 	listener net.Listener
+	security *tls.Watcher // the security material in use and its files; see rotation.go
 }
 
 // New builds the sidecar from a checked Config.
@@ -36,28 +39,10 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	settings := kafka.Settings{
-		Brokers:         cfg.Brokers,
-		ClientID:        cfg.ClientID,
-		GroupID:         cfg.GroupID,
-		AutoOffsetReset: cfg.AutoOffsetReset,
-	}
-	ccfg, err := kafka.ConsumerConfig(settings)
+	logSecurity(log, cfg)
+	consumer, producer, err := newClients(cfg, cfg.Security)
 	if err != nil {
 		return nil, err
-	}
-	pcfg, err := kafka.ProducerConfig(settings)
-	if err != nil {
-		return nil, err
-	}
-	consumer, err := ckafka.NewConsumer(ccfg)
-	if err != nil {
-		return nil, fmt.Errorf("kafka consumer: %w", err)
-	}
-	producer, err := ckafka.NewProducer(pcfg)
-	if err != nil {
-		consumer.Close()
-		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort)))
 	if err != nil {
@@ -65,15 +50,37 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		consumer.Close()
 		return nil, fmt.Errorf("--http_port: %w", err)
 	}
-	return &Executor{
+	e := &Executor{
 		cfg:      cfg,
 		log:      log,
 		p:        newPipeline(cfg, log, consumer, producer, model, newMetrics()),
 		listener: ln,
-	}, nil
+	}
+	if cfg.Security != nil {
+		e.security = tls.NewWatcher(cfg.Security)
+	}
+	return e, nil
 }
 
 func modelClient(cfg Config) (protocols.Client, error) {
+	if cfg.Transport == "grpc" {
+		var proto grpc.Protocol
+		switch cfg.Protocol {
+		case protocols.Seldon:
+			proto = seldon.GRPC
+		case protocols.Tensorflow:
+			proto = tensorflow.GRPC
+		case protocols.V2:
+			proto = v2.GRPC
+		default:
+			return nil, fmt.Errorf("protocol %q has no gRPC client", cfg.Protocol)
+		}
+		return grpc.New(proto, grpc.Options{
+			Target:  net.JoinHostPort(cfg.Model.Host, strconv.Itoa(cfg.Model.GRPCPort)),
+			Model:   cfg.Model.Name,
+			Timeout: cfg.ModelTimeout,
+		})
+	}
 	var proto rest.Protocol
 	switch cfg.Protocol {
 	case protocols.Seldon:
@@ -122,10 +129,8 @@ func (e *Executor) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	goFn(&helpers, func() { forwardLogs(log, "consumer", p.consumer.Logs()) })
-	goFn(&helpers, func() { forwardLogs(log, "producer", p.producer.Logs()) })
-	var deliveries sync.WaitGroup
-	goFn(&deliveries, p.deliveries)
+	// The log forwarders, the delivery reports and the broker watch live as long as one pair of clients.
+	clients := e.startClients()
 
 	srv := &http.Server{Handler: e.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
 	goFn(&helpers, func() {
@@ -134,14 +139,13 @@ func (e *Executor) Run(ctx context.Context) error {
 		}
 	})
 	goFn(&helpers, func() { p.watchModel(bg) })
-	goFn(&helpers, func() { p.watchBroker(bg) })
 
 	var workers sync.WaitGroup
 	for range e.cfg.Workers {
 		goFn(&workers, func() { p.work(hard) })
 	}
 
-	runErr := p.poll(ctx)
+	runErr := e.pollRotating(ctx, &clients)
 	if runErr != nil {
 		log.Error("stopping", "error", runErr)
 	} else {
@@ -170,7 +174,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	p.prodClosed = true
 	p.prodMu.Unlock()
 	p.producer.Close()
-	deliveries.Wait()
+	clients.wait()
 
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_ = srv.Shutdown(sctx)

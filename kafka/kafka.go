@@ -18,8 +18,14 @@ type Settings struct {
 	GroupID  string
 	// AutoOffsetReset is where a group with no committed offset starts: earliest or latest.
 	AutoOffsetReset string
-	// Extra are further librdkafka properties (security and tuning); a key of Pinned is refused.
-	Extra map[string]string
+	// Security are the security.protocol, ssl.* and sasl.* properties (tls.Material.Properties), the
+	// same for every client. They hold secrets: they go to librdkafka and are never logged.
+	Security map[string]string
+	// Extra are further librdkafka properties for every client, ConsumerExtra and ProducerExtra for one
+	// kind (see Override); a key of Pinned is refused.
+	Extra         map[string]string
+	ConsumerExtra map[string]string
+	ProducerExtra map[string]string
 }
 
 // Pinned are the properties the sidecar's delivery guarantees rest on. Extra settings may not change
@@ -59,7 +65,7 @@ func ConsumerConfig(s Settings) (*ckafka.ConfigMap, error) {
 		"queued.max.messages.kbytes": 16384,
 		"go.logs.channel.enable":     true,
 	}
-	return withExtra(cm, s.Extra)
+	return withExtra(cm, s.Security, s.Extra, s.ConsumerExtra)
 }
 
 // ProducerConfig is the producer's librdkafka configuration.
@@ -79,21 +85,34 @@ func ProducerConfig(s Settings) (*ckafka.ConfigMap, error) {
 		"go.delivery.report.fields": "none",
 		"go.logs.channel.enable":    true,
 	}
-	return withExtra(cm, s.Extra)
+	return withExtra(cm, s.Security, s.Extra, s.ProducerExtra)
 }
 
 // AdminConfig is an admin client's configuration.
 func AdminConfig(s Settings) (*ckafka.ConfigMap, error) {
 	cm := ckafka.ConfigMap{"bootstrap.servers": s.Brokers, "client.id": s.ClientID}
-	return withExtra(cm, s.Extra)
+	return withExtra(cm, s.Security, s.Extra)
 }
 
-func withExtra(cm ckafka.ConfigMap, extra map[string]string) (*ckafka.ConfigMap, error) {
-	for k, v := range extra {
+// withExtra adds the security properties, then the extra ones of each set in turn. A key of Pinned is
+// refused, and so is an extra property that would replace a security one.
+func withExtra(cm ckafka.ConfigMap, security map[string]string, extras ...map[string]string) (*ckafka.ConfigMap, error) {
+	for k, v := range security {
 		if Pinned[k] {
 			return nil, fmt.Errorf("librdkafka property %q is set by the sidecar and cannot be overridden", k)
 		}
 		cm[k] = v
+	}
+	for _, extra := range extras {
+		for k, v := range extra {
+			if Pinned[k] {
+				return nil, fmt.Errorf("librdkafka property %q is set by the sidecar and cannot be overridden", k)
+			}
+			if _, ok := security[k]; ok {
+				return nil, fmt.Errorf("librdkafka property %q comes from the security settings and cannot be overridden", k)
+			}
+			cm[k] = v
+		}
 	}
 	return &cm, nil
 }

@@ -1,7 +1,7 @@
 // Package protocols names the payload protocols a model speaks and the types every model client shares:
 // the request taken from a record, the answer that goes back to Kafka, and the error that says whether a
 // failed call is worth retrying. One sub-package per protocol holds its codecs; rest (and grpc) hold the
-// clients.
+// clients: rest over HTTP/JSON, grpc over gRPC/protobuf.
 package protocols
 
 import (
@@ -40,6 +40,10 @@ type Request struct {
 	ContentType string // the record's Content-Type header, empty when absent
 	ProtoName   string // the record's proto-name header (grpc transport)
 	Puid        string // the request id, forwarded to the model as Seldon-Puid
+	// Decoded is what a client's Check made of Body, kept so that Infer (and its retries) need not
+	// decode it again: the gRPC client keeps the parsed protobuf message here. Only the client that
+	// set it reads it.
+	Decoded any
 }
 
 // Response is the model's answer, ready to be produced.

@@ -28,6 +28,7 @@ type SeldonDeployment struct {
 type ObjectMeta struct {
 	Name        string            `json:"name,omitempty"`
 	Namespace   string            `json:"namespace,omitempty"`
+	UID         string            `json:"uid,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
@@ -234,13 +235,14 @@ func onlyComments(doc string) bool {
 	return true
 }
 
-// Models returns the graph's MODEL nodes in depth-first order. A node with no type and no implementation
-// counts as a MODEL, as the operator defaults it.
+// Models returns the graph's MODEL nodes in depth-first order. A node with no type counts as a MODEL
+// when it has no implementation or a prepackaged server's (SKLEARN_SERVER, …), as the operator types it;
+// the built-in units (RANDOM_ABTEST, AVERAGE_COMBINER, …) do not.
 func (u PredictiveUnit) Models() []PredictiveUnit {
 	var out []PredictiveUnit
 	var walk func(PredictiveUnit)
 	walk = func(n PredictiveUnit) {
-		if strings.EqualFold(n.Type, "MODEL") || (n.Type == "" && n.Implementation == "") {
+		if strings.EqualFold(n.Type, "MODEL") || (n.Type == "" && (n.Implementation == "" || prepackaged(n.Implementation))) {
 			out = append(out, n)
 		}
 		for _, c := range n.Children {
@@ -249,4 +251,9 @@ func (u PredictiveUnit) Models() []PredictiveUnit {
 	}
 	walk(u)
 	return out
+}
+
+// prepackaged reports whether an implementation names one of the operator's prepackaged model servers.
+func prepackaged(impl string) bool {
+	return strings.HasSuffix(strings.ToUpper(impl), "_SERVER")
 }

@@ -33,3 +33,7 @@ go vet ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 25m ./...
+
+echo "== go test -fuzz (gRPC decode paths, briefly)"
+go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime=10s ./protocols/grpc
+go test -run='^$' -fuzz='^FuzzReader$' -fuzztime=10s ./protocols/protofile

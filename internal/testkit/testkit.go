@@ -10,7 +10,13 @@
 // Every helper takes a [testing.TB], marks itself as a helper, fails the test
 // with t.Fatalf on any error, and registers a t.Cleanup for whatever it
 // creates on the broker. Helpers open and close their own short-lived
-// clients, so they may be called from parallel tests. The package only talks
+// clients, so they may be called from parallel tests.
+//
+// [Security] returns the broker's secured listeners (SASL_PLAINTEXT, SSL,
+// mTLS, SASL_SSL) with the test CA and SASL users broker.sh made at start;
+// [NewCA] and [CA.Issue] make certificates at test time, [EncryptKeyPKCS8]
+// and [EncryptKeyLegacy] encrypt keys, and [CreateACLs] adds ACLs for the
+// secured listeners' principals. The package only talks
 // to the broker; it does not start one:
 //
 //	test/kafka/broker.sh start   # once, before `go test`

@@ -1,6 +1,7 @@
 // Package testmodel is a small, deterministic model server for tests and
-// demos. It speaks the REST side of three inference protocols at once, the
-// way a real model container would, and lets tests inject faults at run time.
+// demos. It speaks three inference protocols at once, over REST (Serve) and
+// over gRPC (ServeGRPC, see grpc.go), the way a real model container would,
+// and lets tests inject faults at run time.
 //
 // Routes (all infer routes share the fault injection described on Server):
 //
@@ -16,5 +17,8 @@
 //	            GET  /v2                                    server metadata
 //
 // Answers are pure functions of the request, exported so tests can compute
-// the expected bytes: SeldonPredict, TensorflowPredict and V2Infer.
+// the expected bytes: SeldonPredict, TensorflowPredict and V2Infer for REST;
+// SeldonPredictProto, SeldonFeedbackProto, TensorflowPredictProto,
+// TensorflowClassifyProto, TensorflowRegressProto,
+// TensorflowMultiInferenceProto and V2InferProto for gRPC.
 package testmodel

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // DefaultModelName is served when Options.ModelName is empty.
@@ -41,6 +43,9 @@ type Server struct {
 	model  string
 	reject func([]byte) (int, bool)
 	srv    *http.Server
+
+	grpcOnce sync.Once
+	grpcSrv  atomic.Pointer[grpc.Server] // see grpc.go; nil until first used
 
 	delay    atomic.Int64 // time.Duration
 	notReady atomic.Bool
@@ -81,11 +86,18 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests
-// until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// until ctx ends; the gRPC server too, when there is one.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopGRPC(ctx)
+	return s.srv.Shutdown(ctx)
+}
 
-// Close stops the server at once, dropping in-flight requests.
-func (s *Server) Close() error { return s.srv.Close() }
+// Close stops the server (and the gRPC server) at once, dropping in-flight
+// requests.
+func (s *Server) Close() error {
+	s.closeGRPC()
+	return s.srv.Close()
+}
 
 // SetUnavailable makes infer calls answer 503 for the next d; d <= 0 ends
 // the window now.

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/seldon-kafka/sidecar/protocols"
 )
@@ -76,11 +77,14 @@ func New(p Protocol, o Options) *Client {
 		ForceAttemptHTTP2:     false,
 	}
 	return &Client{
-		proto:     p,
-		opts:      o,
-		inferURL:  base + p.InferPath(o.Model),
-		readyURL:  base + p.ReadyPath(o.Model),
-		http:      &http.Client{Transport: tr},
+		proto:    p,
+		opts:     o,
+		inferURL: base + p.InferPath(o.Model),
+		readyURL: base + p.ReadyPath(o.Model),
+		// A redirect would turn the POST into a GET; the model's answer is whatever it says first.
+		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
 		transport: tr,
 	}
 }
@@ -131,12 +135,12 @@ func (c *Client) Infer(ctx context.Context, req *protocols.Request) (*protocols.
 	if err != nil {
 		return nil, transportError(ctx, err)
 	}
+	if resp.StatusCode/100 != 2 {
+		return nil, statusError(resp.StatusCode, body)
+	}
 	if int64(len(body)) > c.opts.MaxResponseBytes {
 		return nil, &protocols.CallError{Reason: protocols.ReasonModelRejected, Status: resp.StatusCode,
 			Msg: fmt.Sprintf("model answer larger than %d bytes", c.opts.MaxResponseBytes)}
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, statusError(resp.StatusCode, body)
 	}
 	rct := resp.Header.Get("Content-Type")
 	if rct == "" {
@@ -187,7 +191,11 @@ func statusError(code int, body []byte) *protocols.CallError {
 	if detail := strings.TrimSpace(string(body)); detail != "" {
 		const max = 512
 		if len(detail) > max {
-			detail = detail[:max] + "…"
+			cut := max
+			for cut > 0 && !utf8.RuneStart(detail[cut]) {
+				cut-- // do not split a character: the message goes into a record header
+			}
+			detail = detail[:cut] + "…"
 		}
 		e.Msg += ": " + detail
 	}

@@ -17,9 +17,29 @@
 #   KAFKA_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL (default 20)
 #
 # After a successful start, <state dir>/bootstrap holds one line
-# "127.0.0.1:PORT" and <state dir>/env holds "KAFKA_TEST_BOOTSTRAP=127.0.0.1:PORT"
-# (source it, or let internal/testkit read the bootstrap file). Both are
-# removed by stop. Every start formats a fresh data directory.
+# "127.0.0.1:PORT" (the PLAINTEXT listener) and <state dir>/env holds
+# KEY=VALUE lines (source it, or let internal/testkit read it):
+#
+#   KAFKA_TEST_BOOTSTRAP                 PLAINTEXT listener
+#   KAFKA_TEST_SASL_PLAINTEXT_BOOTSTRAP  SASL_PLAINTEXT: PLAIN, SCRAM-SHA-512, OAUTHBEARER (unsecured JWT)
+#   KAFKA_TEST_SSL_BOOTSTRAP             SSL, server authentication only (one-way TLS)
+#   KAFKA_TEST_MTLS_BOOTSTRAP            SSL with ssl.client.auth=required (mTLS)
+#   KAFKA_TEST_SASL_SSL_BOOTSTRAP        SASL_SSL: PLAIN, SCRAM-SHA-512
+#   KAFKA_TEST_CA_CERT, KAFKA_TEST_CA_KEY  the test CA (PEM files): it signed the
+#                                        broker's certificate, and the mTLS
+#                                        listener trusts client certificates it signs
+#   KAFKA_TEST_PLAIN_USER, KAFKA_TEST_PLAIN_PASSWORD    a SASL/PLAIN user
+#   KAFKA_TEST_SCRAM_USER, KAFKA_TEST_SCRAM_PASSWORD    a SCRAM-SHA-512 user
+#
+# SCRAM-SHA-256 is deliberately enabled on no listener. The CA, the broker's
+# key and certificate, and the passwords are made anew by every start (openssl)
+# in <state dir>/security; nothing secret is kept in the repository. The
+# broker's certificate names 127.0.0.1 and localhost. Every listener is on
+# 127.0.0.1. The StandardAuthorizer is on with allow.everyone.if.no.acl.found
+# and User:ANONYMOUS (PLAINTEXT) as super user, so tests may add ACLs for the
+# principals of the secured listeners without touching anyone else. The
+# bootstrap and env files are removed by stop. Every start formats a fresh
+# data directory.
 #
 # Topics are NOT auto-created (auto.create.topics.enable=false): tests create
 # the topics they use, and a wrong topic name is an error.
@@ -46,6 +66,7 @@ readonly PID_FILE="${STATE_DIR}/pid"
 readonly BOOTSTRAP_FILE="${STATE_DIR}/bootstrap"
 readonly ENV_FILE="${STATE_DIR}/env"
 readonly LOCK_FILE="${STATE_DIR}/lock"
+readonly SEC_DIR="${STATE_DIR}/security"
 
 readonly START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 readonly STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
@@ -184,11 +205,15 @@ EOF
 }
 
 # Client-facing listeners, one "NAME SECURITY_PROTOCOL" per entry. The first
-# one is the bootstrap written to ${BOOTSTRAP_FILE}. To add SASL_PLAINTEXT,
-# SSL or SASL_SSL later, append an entry here and the matching settings in
-# listener_extra_properties.
+# one is the bootstrap written to ${BOOTSTRAP_FILE} and the inter-broker
+# listener. Each secured one has its settings in listener_extra_properties and
+# its address in the env file as KAFKA_TEST_<NAME>_BOOTSTRAP.
 CLIENT_LISTENERS=(
 	"PLAINTEXT PLAINTEXT"
+	"SASL_PLAINTEXT SASL_PLAINTEXT"
+	"SSL SSL"
+	"MTLS SSL"
+	"SASL_SSL SASL_SSL"
 )
 readonly CONTROLLER_LISTENER=CONTROLLER
 
@@ -236,10 +261,93 @@ listener_properties() {
 	listener_extra_properties
 }
 
-# Per-listener security settings (SASL mechanisms, JAAS, keystores). None are
-# needed for PLAINTEXT.
+# Per-listener security settings (SASL mechanisms, JAAS, keystores) and the
+# authorizer. make_security_material must have run.
 listener_extra_properties() {
-	:
+	local plain_jaas scram_jaas oauth_jaas l
+	plain_jaas="org.apache.kafka.common.security.plain.PlainLoginModule required user_${PLAIN_USER}=\"${PLAIN_PASSWORD}\";"
+	scram_jaas='org.apache.kafka.common.security.scram.ScramLoginModule required;'
+	# No callback handler: the broker's default for OAUTHBEARER validates
+	# unsecured (alg "none") JWTs, enough to test the client side of OIDC.
+	oauth_jaas='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;'
+
+	printf 'listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512,OAUTHBEARER\n'
+	printf 'listener.name.sasl_plaintext.plain.sasl.jaas.config=%s\n' "${plain_jaas}"
+	printf 'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=%s\n' "${scram_jaas}"
+	printf 'listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=%s\n' "${oauth_jaas}"
+
+	printf 'listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512\n'
+	printf 'listener.name.sasl_ssl.plain.sasl.jaas.config=%s\n' "${plain_jaas}"
+	printf 'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=%s\n' "${scram_jaas}"
+
+	for l in ssl mtls sasl_ssl; do
+		printf 'listener.name.%s.ssl.keystore.type=PEM\n' "${l}"
+		printf 'listener.name.%s.ssl.keystore.location=%s\n' "${l}" "${SEC_DIR}/server.keystore.pem"
+		printf 'listener.name.%s.ssl.truststore.type=PEM\n' "${l}"
+		printf 'listener.name.%s.ssl.truststore.location=%s\n' "${l}" "${SEC_DIR}/ca.crt"
+	done
+	printf 'listener.name.ssl.ssl.client.auth=none\n'
+	printf 'listener.name.mtls.ssl.client.auth=required\n'
+	printf 'listener.name.sasl_ssl.ssl.client.auth=none\n'
+
+	printf 'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n'
+	printf 'allow.everyone.if.no.acl.found=true\n'
+	printf 'super.users=User:ANONYMOUS\n'
+}
+
+# random_secret: prints 24 random URL-safe characters.
+random_secret() {
+	python3 -c 'import secrets; print(secrets.token_urlsafe(18))'
+}
+
+# make_security_material: a fresh CA, the broker's key and certificate (for
+# 127.0.0.1 and localhost) signed by it, and fresh SASL passwords, in
+# ${SEC_DIR} (mode 700). Sets PLAIN_USER, PLAIN_PASSWORD, SCRAM_USER,
+# SCRAM_PASSWORD.
+make_security_material() {
+	need openssl
+	rm -rf -- "${SEC_DIR}"
+	mkdir -p -- "${SEC_DIR}"
+	chmod 700 "${SEC_DIR}"
+	local d="${SEC_DIR}" out="${SEC_DIR}/openssl.log"
+	if ! {
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=seldon-kafka-sidecar test CA' \
+			-keyout "${d}/ca.key" -out "${d}/ca.crt" &&
+			openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' \
+				-keyout "${d}/server.key" -out "${d}/server.csr" &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"${d}/server.ext" &&
+			openssl x509 -req -in "${d}/server.csr" -CA "${d}/ca.crt" -CAkey "${d}/ca.key" -CAcreateserial \
+				-days 2 -extfile "${d}/server.ext" -out "${d}/server.crt"
+	} >"${out}" 2>&1; then
+		cat -- "${out}" >&2
+		die "making the test certificates failed"
+	fi
+	# Kafka's PEM keystore: the PKCS#8 key, then the certificate chain.
+	cat -- "${d}/server.key" "${d}/server.crt" >"${d}/server.keystore.pem"
+	chmod 600 "${d}"/*
+	PLAIN_USER=plain-user
+	PLAIN_PASSWORD="$(random_secret)"
+	SCRAM_USER=scram-user
+	SCRAM_PASSWORD="$(random_secret)"
+}
+
+write_env() {
+	local entry name
+	{
+		printf 'KAFKA_TEST_BOOTSTRAP=%s\n' "$(bootstrap_address)"
+		for entry in "${CLIENT_LISTENERS[@]:1}"; do
+			name="${entry%% *}"
+			printf 'KAFKA_TEST_%s_BOOTSTRAP=%s:%s\n' "${name}" "${HOST}" "${LISTENER_PORT[${name}]}"
+		done
+		printf 'KAFKA_TEST_CA_CERT=%s\n' "${SEC_DIR}/ca.crt"
+		printf 'KAFKA_TEST_CA_KEY=%s\n' "${SEC_DIR}/ca.key"
+		printf 'KAFKA_TEST_PLAIN_USER=%s\n' "${PLAIN_USER}"
+		printf 'KAFKA_TEST_PLAIN_PASSWORD=%s\n' "${PLAIN_PASSWORD}"
+		printf 'KAFKA_TEST_SCRAM_USER=%s\n' "${SCRAM_USER}"
+		printf 'KAFKA_TEST_SCRAM_PASSWORD=%s\n' "${SCRAM_PASSWORD}"
+	} >"${ENV_FILE}.tmp"
+	chmod 600 "${ENV_FILE}.tmp"
+	mv -- "${ENV_FILE}.tmp" "${ENV_FILE}"
 }
 
 bootstrap_address() {
@@ -323,6 +431,7 @@ format_storage() {
 	if ! java ${JVM_OPTS} -cp "$(java_classpath)" \
 		-Dlog4j.configuration="file:${SCRIPT_DIR}/log4j.properties" \
 		kafka.tools.StorageTool format -t "${cluster_id}" -c "${PROPS_FILE}" \
+		--add-scram "SCRAM-SHA-512=[name=${SCRAM_USER},password=${SCRAM_PASSWORD}]" \
 		>"${STATE_DIR}/format.log" 2>&1; then
 		cat -- "${STATE_DIR}/format.log" >&2
 		die "formatting the storage in ${DATA_DIR} failed"
@@ -413,6 +522,7 @@ cmd_start() {
 	fi
 	rm -f -- "${PID_FILE}" "${BOOTSTRAP_FILE}" "${ENV_FILE}"
 	fetch_libs
+	make_security_material
 
 	local attempt bootstrap rc
 	for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
@@ -427,7 +537,7 @@ cmd_start() {
 		wait_ready "${pid}" "${bootstrap}" || rc=$?
 		if ((rc == 0)); then
 			printf '%s\n' "${bootstrap}" >"${BOOTSTRAP_FILE}"
-			printf 'KAFKA_TEST_BOOTSTRAP=%s\n' "${bootstrap}" >"${ENV_FILE}"
+			write_env
 			log "Kafka ${KAFKA_VERSION} is running (pid ${pid}) at ${bootstrap}"
 			return 0
 		fi
@@ -450,6 +560,7 @@ cmd_stop() {
 		log "not running"
 	fi
 	rm -f -- "${PID_FILE}" "${BOOTSTRAP_FILE}" "${ENV_FILE}"
+	rm -rf -- "${SEC_DIR}"
 }
 
 cmd_status() {

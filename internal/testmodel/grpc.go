@@ -1,0 +1,284 @@
+package testmodel
+
+import (
+	"context"
+	"net"
+	"net/http"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/seldon-kafka/sidecar/protocols/seldon/seldonpb"
+	"github.com/seldon-kafka/sidecar/protocols/tensorflow/tfpb"
+	"github.com/seldon-kafka/sidecar/protocols/v2/v2pb"
+)
+
+// The gRPC side of the test model serves, on its own listener (ServeGRPC):
+//
+//	seldon      seldon.protos.Model/Predict, /SendFeedback
+//	tensorflow  tensorflow.serving.PredictionService/Predict, /Classify, /Regress, /MultiInference
+//	v2          inference.GRPCInferenceService/ModelInfer, /ModelReady, /ServerReady, /ServerLive,
+//	            /ServerMetadata, /ModelMetadata
+//	health      grpc.health.v1.Health/Check: NOT_SERVING while SetNotReady(true)
+//
+// Infer RPCs go through the same fault pipeline as the REST routes; an HTTP status becomes the gRPC
+// code a gRPC server would answer instead (see grpcCode): 503 Unavailable, 429 ResourceExhausted,
+// 400 InvalidArgument, 404 NotFound, 500 Internal, and so on. The Reject hook sees the request's
+// protobuf encoding, so a string in the request (an input name, an id) can trigger it. A bad request
+// is InvalidArgument; a request for another model is NotFound and, as over REST, not an infer call.
+
+// GRPCServer returns the server's gRPC server, with every service registered, creating it on first
+// use. Serve it with ServeGRPC, or register more services on it first.
+func (s *Server) GRPCServer() *grpc.Server {
+	s.grpcOnce.Do(func() {
+		g := grpc.NewServer()
+		seldonpb.RegisterModelServer(g, seldonModel{s: s})
+		tfpb.RegisterPredictionServiceServer(g, tensorflowService{s: s})
+		v2pb.RegisterGRPCInferenceServiceServer(g, v2Service{s: s})
+		healthpb.RegisterHealthServer(g, healthService{s: s})
+		s.grpcSrv.Store(g)
+	})
+	return s.grpcSrv.Load()
+}
+
+// ServeGRPC serves the gRPC services on ln until Shutdown or Close.
+func (s *Server) ServeGRPC(ln net.Listener) error { return s.GRPCServer().Serve(ln) }
+
+// stopGRPC stops the gRPC server, if there is one, letting calls in flight finish until ctx ends.
+func (s *Server) stopGRPC(ctx context.Context) {
+	g := s.grpcSrv.Load()
+	if g == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.Stop()
+	}
+}
+
+// closeGRPC stops the gRPC server, if there is one, at once.
+func (s *Server) closeGRPC() {
+	if g := s.grpcSrv.Load(); g != nil {
+		g.Stop()
+	}
+}
+
+// serveGRPC runs one gRPC infer call through the fault pipeline documented on Server, then answer.
+func serveGRPC[Req, Resp proto.Message](s *Server, ctx context.Context, req Req, answer func(Req) (Resp, error)) (Resp, error) {
+	var zero Resp
+	leave := s.enter()
+	defer leave()
+	if !s.wait(ctx) {
+		return zero, status.Error(codes.Canceled, "request cancelled while delayed")
+	}
+	if st, msg, failed := s.fault(); failed {
+		return zero, status.Error(grpcCode(st), msg)
+	}
+	if s.reject != nil {
+		body, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+		if err != nil {
+			return zero, status.Errorf(codes.Internal, "encode request for the reject hook: %v", err)
+		}
+		if st, rejected := s.reject(body); rejected {
+			return zero, status.Error(grpcCode(validStatus(st)), "rejected by test hook")
+		}
+	}
+	out, err := answer(req)
+	if err != nil {
+		return zero, status.Error(codes.InvalidArgument, err.Error())
+	}
+	s.served.Add(1)
+	return out, nil
+}
+
+// grpcCode is the code a gRPC server answers where an HTTP server would answer status; the mapping
+// is the inverse of gRPC's own HTTP-to-gRPC table where it has one.
+func grpcCode(status int) codes.Code {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return codes.InvalidArgument
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusConflict:
+		return codes.Aborted
+	case http.StatusPreconditionFailed:
+		return codes.FailedPrecondition
+	case http.StatusRequestTimeout, http.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusNotImplemented:
+		return codes.Unimplemented
+	case http.StatusServiceUnavailable, http.StatusBadGateway:
+		return codes.Unavailable
+	}
+	if status >= 400 && status < 500 {
+		return codes.FailedPrecondition
+	}
+	return codes.Internal
+}
+
+type seldonModel struct {
+	seldonpb.UnimplementedModelServer
+	s *Server
+}
+
+func (m seldonModel) Predict(ctx context.Context, req *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
+	return serveGRPC(m.s, ctx, req, func(r *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
+		return SeldonPredictProto(m.s.model, r)
+	})
+}
+
+func (m seldonModel) SendFeedback(ctx context.Context, req *seldonpb.Feedback) (*seldonpb.SeldonMessage, error) {
+	return serveGRPC(m.s, ctx, req, func(r *seldonpb.Feedback) (*seldonpb.SeldonMessage, error) {
+		return SeldonFeedbackProto(m.s.model, r)
+	})
+}
+
+func (m seldonModel) Metadata(context.Context, *emptypb.Empty) (*seldonpb.SeldonModelMetadata, error) {
+	return &seldonpb.SeldonModelMetadata{Name: m.s.model, Versions: []string{modelVersion}, Platform: "testmodel"}, nil
+}
+
+type tensorflowService struct {
+	tfpb.UnimplementedPredictionServiceServer
+	s *Server
+}
+
+// known answers NotFound unless spec names the served model (and, if given, its only version).
+func (t tensorflowService) known(spec *tfpb.ModelSpec) error {
+	name := spec.GetName()
+	if name != t.s.model {
+		return status.Errorf(codes.NotFound, "Servable not found for request: Latest(%s)", name)
+	}
+	if v := spec.GetVersion(); v != nil && v.GetValue() != 1 {
+		return status.Errorf(codes.NotFound, "Servable not found for request: Specific(%s, %d)", name, v.GetValue())
+	}
+	return nil
+}
+
+func (t tensorflowService) Predict(ctx context.Context, req *tfpb.PredictRequest) (*tfpb.PredictResponse, error) {
+	if err := t.known(req.GetModelSpec()); err != nil {
+		return nil, err
+	}
+	return serveGRPC(t.s, ctx, req, func(r *tfpb.PredictRequest) (*tfpb.PredictResponse, error) {
+		return TensorflowPredictProto(t.s.model, r)
+	})
+}
+
+func (t tensorflowService) Classify(ctx context.Context, req *tfpb.ClassificationRequest) (*tfpb.ClassificationResponse, error) {
+	if err := t.known(req.GetModelSpec()); err != nil {
+		return nil, err
+	}
+	return serveGRPC(t.s, ctx, req, TensorflowClassifyProto)
+}
+
+func (t tensorflowService) Regress(ctx context.Context, req *tfpb.RegressionRequest) (*tfpb.RegressionResponse, error) {
+	if err := t.known(req.GetModelSpec()); err != nil {
+		return nil, err
+	}
+	return serveGRPC(t.s, ctx, req, func(r *tfpb.RegressionRequest) (*tfpb.RegressionResponse, error) {
+		return TensorflowRegressProto(t.s.model, r)
+	})
+}
+
+func (t tensorflowService) MultiInference(ctx context.Context, req *tfpb.MultiInferenceRequest) (*tfpb.MultiInferenceResponse, error) {
+	for _, task := range req.GetTasks() {
+		if err := t.known(task.GetModelSpec()); err != nil {
+			return nil, err
+		}
+	}
+	return serveGRPC(t.s, ctx, req, func(r *tfpb.MultiInferenceRequest) (*tfpb.MultiInferenceResponse, error) {
+		return TensorflowMultiInferenceProto(t.s.model, r)
+	})
+}
+
+type v2Service struct {
+	v2pb.UnimplementedGRPCInferenceServiceServer
+	s *Server
+}
+
+// known answers NotFound unless the request names the served model and, if any, its only version.
+func (v v2Service) known(name, version string) error {
+	if name == v.s.model && (version == "" || version == modelVersion) {
+		return nil
+	}
+	if version != "" {
+		name += " version " + version
+	}
+	return status.Errorf(codes.NotFound, "model %s is not found", name)
+}
+
+func (v v2Service) ServerLive(context.Context, *v2pb.ServerLiveRequest) (*v2pb.ServerLiveResponse, error) {
+	return &v2pb.ServerLiveResponse{Live: true}, nil
+}
+
+func (v v2Service) ServerReady(context.Context, *v2pb.ServerReadyRequest) (*v2pb.ServerReadyResponse, error) {
+	return &v2pb.ServerReadyResponse{Ready: !v.s.notReady.Load()}, nil
+}
+
+func (v v2Service) ModelReady(_ context.Context, req *v2pb.ModelReadyRequest) (*v2pb.ModelReadyResponse, error) {
+	if err := v.known(req.GetName(), req.GetVersion()); err != nil {
+		return nil, err
+	}
+	return &v2pb.ModelReadyResponse{Ready: !v.s.notReady.Load()}, nil
+}
+
+func (v v2Service) ServerMetadata(context.Context, *v2pb.ServerMetadataRequest) (*v2pb.ServerMetadataResponse, error) {
+	return &v2pb.ServerMetadataResponse{Name: "testmodel", Version: modelVersion, Extensions: []string{}}, nil
+}
+
+func (v v2Service) ModelMetadata(_ context.Context, req *v2pb.ModelMetadataRequest) (*v2pb.ModelMetadataResponse, error) {
+	if err := v.known(req.GetName(), req.GetVersion()); err != nil {
+		return nil, err
+	}
+	tensor := func(name string) *v2pb.ModelMetadataResponse_TensorMetadata {
+		return &v2pb.ModelMetadataResponse_TensorMetadata{Name: name, Datatype: "FP32", Shape: []int64{-1, -1}}
+	}
+	return &v2pb.ModelMetadataResponse{
+		Name: v.s.model, Versions: []string{modelVersion}, Platform: "testmodel",
+		Inputs:  []*v2pb.ModelMetadataResponse_TensorMetadata{tensor("input")},
+		Outputs: []*v2pb.ModelMetadataResponse_TensorMetadata{tensor("input" + v2OutputSuffix)},
+	}, nil
+}
+
+func (v v2Service) ModelInfer(ctx context.Context, req *v2pb.ModelInferRequest) (*v2pb.ModelInferResponse, error) {
+	if err := v.known(req.GetModelName(), req.GetModelVersion()); err != nil {
+		return nil, err
+	}
+	return serveGRPC(v.s, ctx, req, func(r *v2pb.ModelInferRequest) (*v2pb.ModelInferResponse, error) {
+		return V2InferProto(v.s.model, r)
+	})
+}
+
+// healthService answers the standard health check: the whole server ("") and each of its services
+// are SERVING unless the model is set not ready.
+type healthService struct {
+	healthpb.UnimplementedHealthServer
+	s *Server
+}
+
+var healthServices = map[string]bool{
+	"": true, "seldon.protos.Model": true, "tensorflow.serving.PredictionService": true,
+	"inference.GRPCInferenceService": true,
+}
+
+func (h healthService) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if !healthServices[req.GetService()] {
+		return nil, status.Errorf(codes.NotFound, "unknown service %q", req.GetService())
+	}
+	if h.s.notReady.Load() {
+		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING}, nil
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}

@@ -1,0 +1,217 @@
+// Package grpc calls a model container over gRPC for any of the protocols. A request record's value
+// is a binary protobuf message and its proto-name header names the type; the protocol says which
+// types it takes, which RPC serves each, and how to ask the model whether it is ready. This package
+// owns the proto-name registry, the connection, the deadlines and the rules that say which failures
+// are worth a retry.
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/seldon-kafka/sidecar/protocols"
+)
+
+// ContentType is the Content-Type of answers produced from a gRPC call.
+const ContentType = "application/x-protobuf"
+
+// puidMetadata carries the request id to the model, as Seldon's own executor sends it.
+const puidMetadata = "seldon-puid"
+
+// Options configure a Client.
+type Options struct {
+	Target  string        // host:port of the model container's gRPC server
+	Model   string        // the graph node's name: the model name where a request leaves it out
+	Timeout time.Duration // per call; 0 means none (the caller's context still applies)
+	// MaxMessageBytes bounds a request and an answer; a larger answer fails the call instead of
+	// exhausting memory. gRPC's own default (4 MiB) is too small for batch inference.
+	MaxMessageBytes int
+}
+
+// Client is a protocols.Client over gRPC. It keeps one connection to the model, shared by all calls
+// (HTTP/2 multiplexes them), and reconnects on its own when the model restarts.
+type Client struct {
+	proto  Protocol
+	reg    *Registry
+	opts   Options
+	conn   *grpc.ClientConn
+	health healthpb.HealthClient
+}
+
+var _ protocols.Client = (*Client)(nil)
+
+// decoded is what Check keeps on a Request for Infer.
+type decoded struct {
+	msg    proto.Message
+	method *Method
+}
+
+// New returns a client for one model endpoint. It does not connect: the first call or readiness
+// check does.
+func New(p Protocol, o Options) (*Client, error) {
+	reg, err := NewRegistry(p)
+	if err != nil {
+		return nil, err
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 64 << 20
+	}
+	conn, err := grpc.NewClient(o.Target,
+		// The model is in the same pod: plaintext, and never through an HTTP proxy from the environment.
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithNoProxy(),
+		// Pings only while calls are in flight, and no more often than gRPC servers accept by default
+		// (5 minutes): more frequent pings get the connection closed with "too_many_pings". The
+		// per-call deadline, not keepalive, is what bounds a call to a hung model.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Minute, Timeout: 20 * time.Second}),
+		// gRPC's default reconnect backoff grows to 2 minutes; a model container that restarts should
+		// be called again within a second or two of coming back.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("gRPC client for %s: %w", o.Target, err)
+	}
+	return &Client{proto: p, reg: reg, opts: o, conn: conn, health: healthpb.NewHealthClient(conn)}, nil
+}
+
+// Registry is the client's proto-name registry.
+func (c *Client) Registry() *Registry { return c.reg }
+
+// Check decodes the record's value as the type its proto-name names, fills in the model name where
+// the protocol wants one, and keeps the message on req for Infer.
+func (c *Client) Check(req *protocols.Request) error {
+	msg, m, err := c.reg.Decode(req.ProtoName, req.Body)
+	if err != nil {
+		return err
+	}
+	if m.Prepare != nil {
+		m.Prepare(msg, c.opts.Model)
+	}
+	req.Decoded = &decoded{msg: msg, method: m}
+	return nil
+}
+
+// Infer calls the RPC for the request's type and returns the model's answer as binary protobuf, with
+// ProtoName set to the answer's type.
+func (c *Client) Infer(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
+	d, ok := req.Decoded.(*decoded)
+	if !ok {
+		if err := c.Check(req); err != nil {
+			return nil, err
+		}
+		d = req.Decoded.(*decoded)
+	}
+	if c.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	if req.Puid != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, puidMetadata, req.Puid)
+	}
+	out := d.method.Response.New().Interface()
+	if err := c.conn.Invoke(ctx, d.method.FullMethod, d.msg, out); err != nil {
+		return nil, CallError(err)
+	}
+	// Deterministic, so that the same answer is the same bytes (map order would vary otherwise).
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
+	if err != nil {
+		return nil, &protocols.CallError{Reason: protocols.ReasonModelRejected,
+			Msg: "encoding the model's " + string(out.ProtoReflect().Descriptor().FullName()), Err: err}
+	}
+	return &protocols.Response{Body: body, ContentType: ContentType, ProtoName: string(out.ProtoReflect().Descriptor().FullName())}, nil
+}
+
+// Transient reports whether a call that failed with code may succeed if made again: the model is
+// restarting or overloaded, or did not answer in time. Every other code is the model's verdict on the
+// request, and retrying it would only repeat the verdict.
+func Transient(code codes.Code) bool {
+	switch code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// CallError classifies a failed call's error as a protocols.CallError: transient codes are retried by
+// the executor, the rest are the model rejecting the request.
+func CallError(err error) *protocols.CallError {
+	st, ok := status.FromError(err)
+	if !ok {
+		// Not from gRPC at all (it always answers with a status): say what it was and let it be retried.
+		return &protocols.CallError{Reason: protocols.ReasonRetriesExhausted, Transient: true, Msg: "model call failed", Err: err}
+	}
+	code := st.Code()
+	msg := strings.TrimSpace(st.Message())
+	const max = 512
+	if len(msg) > max {
+		msg = msg[:max] + "…"
+	}
+	if msg == "" {
+		msg = "model answered " + code.String()
+	}
+	ce := &protocols.CallError{Code: code.String(), Msg: msg}
+	if Transient(code) {
+		ce.Reason, ce.Transient = protocols.ReasonRetriesExhausted, true
+	} else {
+		ce.Reason = protocols.ReasonModelRejected
+	}
+	return ce
+}
+
+// Ready asks the model with the protocol's own check where it has one and the server implements it,
+// else with the standard gRPC health service, else by connecting to its port.
+func (c *Client) Ready(ctx context.Context) error {
+	if c.proto.Ready != nil {
+		err := c.proto.Ready(ctx, c.conn, c.opts.Model)
+		if status.Code(err) != codes.Unimplemented {
+			if err != nil {
+				return fmt.Errorf("model readiness (%s): %w", c.proto.Name, err)
+			}
+			return nil
+		}
+	}
+	resp, err := c.health.Check(ctx, &healthpb.HealthCheckRequest{})
+	switch {
+	case err == nil:
+		if s := resp.GetStatus(); s != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("model readiness (gRPC health): %s", s)
+		}
+		return nil
+	case status.Code(err) != codes.Unimplemented:
+		return fmt.Errorf("model readiness (gRPC health): %w", err)
+	}
+	// A server with neither check: listening is all that can be known before a call.
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.opts.Target)
+	if err != nil {
+		return fmt.Errorf("model readiness (connect): %w", err)
+	}
+	return conn.Close()
+}
+
+// Close closes the connection; calls in flight fail with codes.Canceled.
+func (c *Client) Close() error {
+	if err := c.conn.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("closing the gRPC connection to %s: %w", c.opts.Target, err)
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package grpc
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/seldon-kafka/sidecar/protocols"
+)
+
+// Conn is the connection a protocol's readiness check calls through (a *grpc.ClientConn in use), so
+// that the protocol packages need not import gRPC themselves.
+type Conn = grpc.ClientConnInterface
+
+// Method is one request type a protocol takes and the RPC that serves it.
+type Method struct {
+	// FullMethod is the RPC's path, e.g. "/tensorflow.serving.PredictionService/Predict"; the
+	// generated *_FullMethodName constants hold them.
+	FullMethod string
+	Request    protoreflect.MessageType
+	Response   protoreflect.MessageType
+	// Prepare, when set, fills in what the request left out and the sidecar knows: the graph node's
+	// name as the model name. It runs once per record, before the first call.
+	Prepare func(req proto.Message, model string)
+}
+
+// Protocol is what differs between the protocols over gRPC.
+type Protocol struct {
+	Name protocols.Name
+	// Methods are the request types the protocol takes, one per proto-name.
+	Methods []Method
+	// Ready, when set, is the protocol's own readiness check (the Open Inference Protocol's
+	// ModelReady). A codes.Unimplemented answer means the server has no such check, and the client
+	// falls back to the gRPC health service, then to a TCP connect.
+	Ready func(ctx context.Context, cc Conn, model string) error
+}
+
+// Registry maps a record's proto-name header to the request type and RPC of one protocol. Names of
+// other protocols' requests, of responses, or of no known message are refused: the sidecar serves
+// one protocol, and a request it cannot route is an error record, never a guess.
+type Registry struct {
+	protocol protocols.Name
+	byName   map[protoreflect.FullName]*Method
+	names    []string // accepted proto-names, sorted, for error messages
+}
+
+// NewRegistry indexes a protocol's methods by the full name of their request type.
+func NewRegistry(p Protocol) (*Registry, error) {
+	r := &Registry{protocol: p.Name, byName: make(map[protoreflect.FullName]*Method, len(p.Methods))}
+	for i := range p.Methods {
+		m := &p.Methods[i]
+		if m.Request == nil || m.Response == nil || m.FullMethod == "" {
+			return nil, fmt.Errorf("protocol %s: method %d lacks a request type, response type or RPC", p.Name, i)
+		}
+		name := m.Request.Descriptor().FullName()
+		if _, dup := r.byName[name]; dup {
+			return nil, fmt.Errorf("protocol %s: two methods take %s", p.Name, name)
+		}
+		r.byName[name] = m
+		r.names = append(r.names, string(name))
+	}
+	if len(r.names) == 0 {
+		return nil, fmt.Errorf("protocol %s has no gRPC methods", p.Name)
+	}
+	slices.Sort(r.names)
+	return r, nil
+}
+
+// Names are the proto-names the registry accepts, sorted.
+func (r *Registry) Names() []string { return slices.Clone(r.names) }
+
+// Lookup returns the method for a proto-name, or a protocols.CallError with Reason invalid_request
+// that says why the name is not one of this protocol's requests.
+func (r *Registry) Lookup(protoName string) (*Method, error) {
+	name := strings.TrimSpace(protoName)
+	if name == "" {
+		return nil, protocols.Invalid("no proto-name header: over gRPC a record's value is a protobuf message and its proto-name header names the type (a %s request is one of %s)",
+			r.protocol, strings.Join(r.names, ", "))
+	}
+	if m, ok := r.byName[protoreflect.FullName(name)]; ok {
+		return m, nil
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name))
+	if err != nil {
+		return nil, protocols.Invalid("unknown proto-name %q: a %s request is one of %s", abbreviate(name), r.protocol, strings.Join(r.names, ", "))
+	}
+	// A known message that is not ours: another protocol's request, or a response sent back in.
+	return nil, protocols.Invalid("proto-name %q is not a %s request (it is a message of proto package %s): a %s request is one of %s",
+		name, r.protocol, mt.Descriptor().ParentFile().Package(), r.protocol, strings.Join(r.names, ", "))
+}
+
+// Decode parses a record's value as the request type its proto-name names.
+func (r *Registry) Decode(protoName string, body []byte) (proto.Message, *Method, error) {
+	m, err := r.Lookup(protoName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(body) == 0 {
+		// proto3 would parse nothing as an empty message, which no model can answer; an empty value
+		// is far more likely a tombstone or a producer bug.
+		return nil, nil, protocols.Invalid("empty value where a %s was expected", m.Request.Descriptor().FullName())
+	}
+	msg := m.Request.New().Interface()
+	if err := proto.Unmarshal(body, msg); err != nil {
+		return nil, nil, &protocols.CallError{Reason: protocols.ReasonInvalidRequest,
+			Msg: fmt.Sprintf("value is not a %s", m.Request.Descriptor().FullName()), Err: err}
+	}
+	return msg, m, nil
+}
+
+// abbreviate keeps an error header short when a producer puts something huge in proto-name.
+func abbreviate(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}

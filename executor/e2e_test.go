@@ -328,7 +328,6 @@ func TestTransientModelFailuresAreRetriedNotErrored(t *testing.T) {
 		name  string
 		fault func(m *testmodel.Server)
 	}{
-		// With backoff from 20ms to 1s, 12 attempts span at least 3 s even with jitter.
 		{"503 for a while, readiness up", func(m *testmodel.Server) { m.SetUnavailable(2 * time.Second) }},
 		{"429 for the next 40 calls", func(m *testmodel.Server) { m.FailNext(40, http.StatusTooManyRequests) }},
 		{"not ready for a while", func(m *testmodel.Server) {
@@ -340,33 +339,46 @@ func TestTransientModelFailuresAreRetriedNotErrored(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 200
 			h := newHarness(t, "tensorflow", 2)
-			h.withErrorTopic()
-			h.env["MODEL_MAX_ATTEMPTS"] = "12"
-			h.env["MODEL_BACKOFF_MAX"] = "1s"
-			s := h.start()
-			waitFor(t, "ready", 30*time.Second, func() bool { return getStatus(t, "http://"+s.health+"/ready") == 200 })
-			tc.fault(h.model)
-			testkit.Produce(t, h.bootstrap, h.in, records("tensorflow", n))
-			answers := testkit.Consume(t, h.bootstrap, h.out, n, 90*time.Second)
-			seen := map[string]bool{}
-			for _, a := range answers {
-				if r := a.Headers["Seldon-Error-Reason"]; r != "" {
-					t.Fatalf("error record in the output topic: %s", r)
-				}
-				seen[string(a.Key)] = true
-			}
-			if len(seen) != n {
-				t.Errorf("%d distinct keys answered, want %d", len(seen), n)
-			}
-			if errs := testkit.ConsumeAll(t, h.bootstrap, h.errs, 500*time.Millisecond); len(errs) != 0 {
-				t.Errorf("%d error records, want none; first: %v", len(errs), errs[0].Headers)
-			}
-			if h.model.Calls() <= int64(n) {
-				t.Errorf("model saw %d calls for %d records: the fault was not exercised", h.model.Calls(), n)
-			}
-			h.waitAllCommitted(30 * time.Second)
+			h.expectRetriedNotErrored(tc.fault, records("tensorflow", n), nil)
 		})
 	}
+}
+
+// expectRetriedNotErrored starts the sidecar with a generous retry budget, injects fault once it is
+// ready, sends recs and proves that every record is answered, no error record is written, the fault was
+// exercised and everything is committed. check, when given, looks at each answer too.
+func (h *harness) expectRetriedNotErrored(fault func(*testmodel.Server), recs []testkit.Record, check func(testkit.Record)) {
+	t := h.t
+	t.Helper()
+	h.withErrorTopic()
+	// With backoff from 20ms to 1s, 12 attempts span at least 3 s even with jitter.
+	h.env["MODEL_MAX_ATTEMPTS"] = "12"
+	h.env["MODEL_BACKOFF_MAX"] = "1s"
+	s := h.start()
+	waitFor(t, "ready", 30*time.Second, func() bool { return getStatus(t, "http://"+s.health+"/ready") == 200 })
+	fault(h.model)
+	testkit.Produce(t, h.bootstrap, h.in, recs)
+	answers := testkit.Consume(t, h.bootstrap, h.out, len(recs), 90*time.Second)
+	seen := map[string]bool{}
+	for _, a := range answers {
+		if r := a.Headers["Seldon-Error-Reason"]; r != "" {
+			t.Fatalf("error record in the output topic: %s", r)
+		}
+		if check != nil {
+			check(a)
+		}
+		seen[string(a.Key)] = true
+	}
+	if len(seen) != len(recs) {
+		t.Errorf("%d distinct keys answered, want %d", len(seen), len(recs))
+	}
+	if errs := testkit.ConsumeAll(t, h.bootstrap, h.errs, 500*time.Millisecond); len(errs) != 0 {
+		t.Errorf("%d error records, want none; first: %v", len(errs), errs[0].Headers)
+	}
+	if h.model.Calls() <= int64(len(recs)) {
+		t.Errorf("model saw %d calls for %d records: the fault was not exercised", h.model.Calls(), len(recs))
+	}
+	h.waitAllCommitted(30 * time.Second)
 }
 
 func TestModelDownPausesAndReadinessFails(t *testing.T) {

@@ -374,40 +374,17 @@ func TestUnavailableGRPCModelIsRetriedAndNothingIsLost(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 200
 			h := newGRPCHarness(t, "v2", 2)
-			h.withErrorTopic()
-			h.env["MODEL_MAX_ATTEMPTS"] = "12"
-			h.env["MODEL_BACKOFF_MAX"] = "1s"
-			s := h.start()
-			waitFor(t, "ready", 30*time.Second, func() bool { return getStatus(t, "http://"+s.health+"/ready") == 200 })
-			tc.fault(h.model)
 			var recs []testkit.Record
 			for i := range n {
 				req, name := grpcRequest("v2", i)
 				recs = append(recs, testkit.Record{Key: []byte(fmt.Sprintf("key-%d", i)), Value: mustMarshal(t, req),
 					Headers: map[string]string{"proto-name": name}})
 			}
-			testkit.Produce(t, h.bootstrap, h.in, recs)
-			answers := testkit.Consume(t, h.bootstrap, h.out, n, 90*time.Second)
-			seen := map[string]bool{}
-			for _, a := range answers {
-				if r := a.Headers["Seldon-Error-Reason"]; r != "" {
-					t.Fatalf("error record in the output topic: %s", r)
-				}
+			h.expectRetriedNotErrored(tc.fault, recs, func(a testkit.Record) {
 				if _, ok := decodeAnswer(t, a).(*v2pb.ModelInferResponse); !ok {
 					t.Fatalf("%s: not a ModelInferResponse", a.Key)
 				}
-				seen[string(a.Key)] = true
-			}
-			if len(seen) != n {
-				t.Errorf("%d distinct keys answered, want %d", len(seen), n)
-			}
-			if errs := testkit.ConsumeAll(t, h.bootstrap, h.errs, 500*time.Millisecond); len(errs) != 0 {
-				t.Errorf("%d error records, want none; first: %v", len(errs), errs[0].Headers)
-			}
-			if h.model.Calls() <= int64(n) {
-				t.Errorf("model saw %d calls for %d records: the fault was not exercised", h.model.Calls(), n)
-			}
-			h.waitAllCommitted(30 * time.Second)
+			})
 		})
 	}
 }

@@ -137,7 +137,7 @@ func TestLagCommandReportsTheBrokersNumbers(t *testing.T) {
 	}
 	testkit.Produce(t, bootstrap, topic, recs)
 	group := "cmd-lag-" + topic
-	commitOffsets(t, bootstrap, group, topic, map[int32]int64{0: 3})
+	testkit.Commit(t, bootstrap, group, topic, map[int32]int64{0: 3})
 
 	env := map[string]string{"KAFKA_BROKER": bootstrap, "KAFKA_INPUT_TOPIC": topic, "KAFKA_GROUP_ID": group}
 	code, out, errs := runCmd(t, env, "lag", "--json", "--lag-threshold", "4", "-X", "broker.address.family=v4")

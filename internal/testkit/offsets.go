@@ -119,3 +119,31 @@ func WaitCommitted(t testing.TB, bootstrap, group, topic string, want map[int32]
 	t.Fatalf("testkit: WaitCommitted(group %q, topic %q): after %v: committed %v, want %v",
 		group, topic, timeout, got, want)
 }
+
+// Commit commits offsets for group the way a consumer that has read that far does, without joining the
+// group (assign-only consumers commit with generation -1), and waits until the broker reports them.
+func Commit(t testing.TB, bootstrap, group, topic string, offsets map[int32]int64) {
+	t.Helper()
+	c, err := kafka.NewConsumer(config(bootstrap, kafka.ConfigMap{
+		"group.id":           group,
+		"enable.auto.commit": false,
+	}))
+	if err != nil {
+		t.Fatalf("testkit: creating consumer: %v", err)
+	}
+	defer c.Close()
+	var tps []kafka.TopicPartition
+	for p, o := range offsets {
+		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.Offset(o)})
+	}
+	res, err := c.CommitOffsets(tps)
+	if err != nil {
+		t.Fatalf("testkit: committing %v for %s: %v", offsets, group, err)
+	}
+	for _, tp := range res {
+		if tp.Error != nil {
+			t.Fatalf("testkit: committing partition %d for %s: %v", tp.Partition, group, tp.Error)
+		}
+	}
+	WaitCommitted(t, bootstrap, group, topic, offsets, 30*time.Second)
+}

@@ -123,7 +123,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("CommittedOffsets of a new group = %v, want empty", got)
 	}
 	commit := map[int32]int64{0: min(end[0], 2), 2: end[2]}
-	commitOffsets(t, bootstrap, group, topic, commit)
+	Commit(t, bootstrap, group, topic, commit)
 	if got := CommittedOffsets(t, bootstrap, group, topic); !maps.Equal(got, commit) {
 		t.Errorf("CommittedOffsets = %v, want %v", got, commit)
 	}
@@ -189,32 +189,5 @@ func TestCreateTopicExplicitName(t *testing.T) {
 			t.Fatalf("topic %q still exists after its test ended: %v", name, md.Topics[name])
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// commitOffsets commits offsets for group the way a consumer does, without
-// joining the group (assign-only consumers commit with generation -1).
-func commitOffsets(t *testing.T, bootstrap, group, topic string, offsets map[int32]int64) {
-	t.Helper()
-	c, err := kafka.NewConsumer(config(bootstrap, kafka.ConfigMap{
-		"group.id":           group,
-		"enable.auto.commit": false,
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var tps []kafka.TopicPartition
-	for p, o := range offsets {
-		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.Offset(o)})
-	}
-	res, err := c.CommitOffsets(tps)
-	if err != nil {
-		t.Fatalf("committing %v: %v", offsets, err)
-	}
-	for _, tp := range res {
-		if tp.Error != nil {
-			t.Fatalf("committing partition %d: %v", tp.Partition, tp.Error)
-		}
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
-
 	"github.com/seldon-kafka/sidecar/internal/testkit"
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/keda/kafkascaler"
@@ -28,27 +26,6 @@ func produceTo(t *testing.T, bootstrap, topic string, counts map[int32]int) {
 	testkit.Produce(t, bootstrap, topic, recs)
 }
 
-// commit commits offsets for group the way a consumer that has read that far does.
-func commit(t *testing.T, bootstrap, group, topic string, offsets map[int32]int64) {
-	t.Helper()
-	c, err := ckafka.NewConsumer(&ckafka.ConfigMap{
-		"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": false,
-		"broker.address.family": "v4", "log_level": 3,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var tps []ckafka.TopicPartition
-	for p, off := range offsets {
-		tps = append(tps, ckafka.TopicPartition{Topic: &topic, Partition: p, Offset: ckafka.Offset(off)})
-	}
-	if _, err := c.CommitOffsets(tps); err != nil {
-		t.Fatalf("committing %v for %s: %v", offsets, group, err)
-	}
-	testkit.WaitCommitted(t, bootstrap, group, topic, offsets, 30*time.Second)
-}
-
 func settings(bootstrap, group string) kafka.Settings {
 	return kafka.Settings{Brokers: bootstrap, ClientID: "lag-test", GroupID: group,
 		Extra: map[string]string{"broker.address.family": "v4"}}
@@ -64,9 +41,9 @@ func TestSnapshotEqualsTheBrokersOffsets(t *testing.T) {
 	produceTo(t, bootstrap, topic, map[int32]int{0: 10, 1: 20, 2: 5})
 
 	partial := "lag-test-partial-" + topic
-	commit(t, bootstrap, partial, topic, map[int32]int64{0: 4, 1: 20})
+	testkit.Commit(t, bootstrap, partial, topic, map[int32]int64{0: 4, 1: 20})
 	idle := "lag-test-idle-" + topic
-	commit(t, bootstrap, idle, topic, map[int32]int64{0: 10, 1: 20, 2: 5, 3: 0})
+	testkit.Commit(t, bootstrap, idle, topic, map[int32]int64{0: 10, 1: 20, 2: 5, 3: 0})
 	none := "lag-test-none-" + topic
 
 	end := testkit.EndOffsets(t, bootstrap, topic)

@@ -100,6 +100,14 @@ type ModelEndpoint struct {
 	GRPCPort int
 }
 
+// Address is where the model is called over the transport: its HTTP base URL, or host:port for gRPC.
+func (m ModelEndpoint) Address(transport string) string {
+	if transport == "grpc" {
+		return net.JoinHostPort(m.Host, strconv.Itoa(m.GRPCPort))
+	}
+	return m.RESTBase()
+}
+
 // RESTBase is the model's HTTP base URL.
 func (m ModelEndpoint) RESTBase() string {
 	return "http://" + net.JoinHostPort(m.Host, strconv.Itoa(m.HTTPPort))

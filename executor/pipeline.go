@@ -260,15 +260,24 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 		for _, n := range nums {
 			p.assigned[n] = true
 		}
-		if p.paused && len(e.Partitions) > 0 {
-			if err := c.Pause(e.Partitions); err != nil {
-				p.log.Warn("pausing new partitions", "error", err)
+		// librdkafka keeps a partition's pause flag across revoke and assign: a partition paused before it
+		// was revoked would come back paused, and never be resumed. Set the flag either way.
+		if len(e.Partitions) > 0 {
+			var err error
+			if p.paused {
+				err = c.Pause(e.Partitions)
+			} else {
+				err = c.Resume(e.Partitions)
+			}
+			if err != nil {
+				p.log.Warn("setting the pause state of new partitions", "paused", p.paused, "error", err)
 			}
 		}
 		p.log.Info("partitions assigned", "topic", p.cfg.InputTopic, "partitions", nums)
 	case ckafka.RevokedPartitions:
 		nums := partitionNumbers(e.Partitions)
-		if !c.AssignmentLost() {
+		lost := c.AssignmentLost()
+		if !lost {
 			deadline := time.Now().Add(p.drainBudget)
 			for p.offsets.held(nums) > 0 && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
@@ -289,7 +298,7 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 		if err != nil {
 			p.log.Warn("unassigning", "error", err)
 		}
-		p.log.Info("partitions revoked", "topic", p.cfg.InputTopic, "partitions", nums, "lost", c.AssignmentLost())
+		p.log.Info("partitions revoked", "topic", p.cfg.InputTopic, "partitions", nums, "lost", lost)
 	}
 	return nil
 }

@@ -137,45 +137,15 @@ func (e *Executor) rotate(ctx context.Context, cr **clientRun, m *tls.Material) 
 		return
 	}
 
-	p.draining.Store(true)
-	started, lastNote := time.Now(), time.Now()
-	for p.held.Load() > 0 && ctx.Err() == nil {
-		p.lastPoll.Store(time.Now().UnixNano())
-		p.setPaused(true)
-		p.handle(p.consumer.Poll(50))
-		p.commitDue(false)
-		if time.Since(lastNote) > 10*time.Second {
-			lastNote = time.Now()
-			log.Info("rotation waits for the records in flight", "in_flight", p.held.Load(), "waiting", time.Since(started).Round(time.Second).String())
-		}
-	}
+	started := time.Now()
+	e.drain(ctx, time.Time{})
 	if ctx.Err() != nil {
 		// Shutting down: Run drains and closes the old clients.
 		producer.Close()
 		_ = consumer.Close()
 		return
 	}
-	if n := p.producer.Flush(int(e.cfg.ShutdownGrace.Milliseconds())); n > 0 {
-		log.Warn("records not delivered before the rotation; they will be read again", "count", n)
-	}
-	for try := 0; ; try++ {
-		p.commitDue(true)
-		if len(p.toCommit) == 0 || try == 20 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	budget := p.drainBudget
-	p.drainBudget = 0
-	if err := p.consumer.Close(); err != nil {
-		log.Warn("closing consumer", "error", err)
-	}
-	p.drainBudget = budget
-	p.prodMu.Lock()
-	p.prodClosed = true
-	p.prodMu.Unlock()
-	p.producer.Close()
-	(*cr).wait()
+	e.closeClients(*cr, time.Now().Add(5*time.Second))
 
 	p.prodMu.Lock()
 	p.producer, p.prodClosed = producer, false

@@ -76,7 +76,7 @@ func modelClient(cfg Config) (protocols.Client, error) {
 			return nil, fmt.Errorf("protocol %q has no gRPC client", cfg.Protocol)
 		}
 		return grpc.New(proto, grpc.Options{
-			Target:  net.JoinHostPort(cfg.Model.Host, strconv.Itoa(cfg.Model.GRPCPort)),
+			Target:  cfg.Model.Address("grpc"),
 			Model:   cfg.Model.Name,
 			Timeout: cfg.ModelTimeout,
 		})
@@ -111,7 +111,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	log := e.log
 	log.Info("starting", "brokers", e.cfg.Brokers, "input", e.cfg.InputTopic, "output", e.cfg.OutputTopic,
 		"errors", e.cfg.ErrorTopic, "group", e.cfg.GroupID, "protocol", e.cfg.Protocol, "transport", e.cfg.Transport,
-		"model", e.cfg.Model.Name, "model_url", e.cfg.Model.RESTBase(), "workers", e.cfg.Workers,
+		"model", e.cfg.Model.Name, "model_address", e.cfg.Model.Address(e.cfg.Transport), "workers", e.cfg.Workers,
 		"predictor_from", e.cfg.PredictorSource, "health", e.HealthAddr())
 	for _, f := range e.cfg.IgnoredFlags {
 		log.Warn("ignored: not used by the Kafka executor", "setting", f)
@@ -152,29 +152,15 @@ func (e *Executor) Run(ctx context.Context) error {
 		log.Info("shutting down", "in_flight", p.held.Load(), "grace", e.cfg.ShutdownGrace)
 	}
 	deadline := time.Now().Add(e.cfg.ShutdownGrace)
-	e.drain(deadline)
+	e.drain(context.Background(), deadline)
+	if n := p.held.Load(); n > 0 {
+		log.Warn("grace period over with records in flight; they will be read again", "count", n)
+	}
 
 	stopHard()
 	p.lanes.close()
 	workers.Wait()
-
-	flushMs := int(time.Until(deadline).Milliseconds())
-	if flushMs < 1000 {
-		flushMs = 1000
-	}
-	if n := p.producer.Flush(flushMs); n > 0 {
-		log.Warn("records not delivered at shutdown; they will be read again", "count", n)
-	}
-	p.commitDue(true)
-	p.drainBudget = 0
-	if err := p.consumer.Close(); err != nil {
-		log.Warn("closing consumer", "error", err)
-	}
-	p.prodMu.Lock()
-	p.prodClosed = true
-	p.prodMu.Unlock()
-	p.producer.Close()
-	clients.wait()
+	e.closeClients(clients, deadline)
 
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_ = srv.Shutdown(sctx)
@@ -186,20 +172,54 @@ func (e *Executor) Run(ctx context.Context) error {
 	return runErr
 }
 
-// drain stops fetching and waits, until the deadline, for the records in flight to be delivered,
-// committing as they finish. Records fetched meanwhile are handed back.
-func (e *Executor) drain(deadline time.Time) {
+// drain stops fetching and waits until the records in flight are delivered — or the deadline passes
+// (zero: no deadline), or ctx ends — committing as they finish. Records fetched meanwhile are handed
+// back: they are not tracked, so no commit passes them.
+func (e *Executor) drain(ctx context.Context, deadline time.Time) {
 	p := e.p
 	p.draining.Store(true)
-	for p.held.Load() > 0 && time.Now().Before(deadline) {
+	started, lastNote := time.Now(), time.Now()
+	for p.held.Load() > 0 && ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
 		p.lastPoll.Store(time.Now().UnixNano())
 		p.setPaused(true)
 		p.handle(p.consumer.Poll(50))
 		p.commitDue(false)
+		if time.Since(lastNote) > 10*time.Second {
+			lastNote = time.Now()
+			e.log.Info("waiting for the records in flight", "in_flight", p.held.Load(),
+				"waiting", time.Since(started).Round(time.Second).String())
+		}
 	}
-	if n := p.held.Load(); n > 0 {
-		e.log.Warn("grace period over with records in flight; they will be read again", "count", n)
+}
+
+// closeClients flushes the producer, commits what is finished (retrying a failed commit until the
+// deadline, since an uncommitted answer is answered again), leaves the group, closes both clients and
+// waits for the goroutines that served them.
+func (e *Executor) closeClients(cr *clientRun, deadline time.Time) {
+	p := e.p
+	flushMs := max(int(time.Until(deadline).Milliseconds()), 1000)
+	if n := p.producer.Flush(flushMs); n > 0 {
+		e.log.Warn("records not delivered before the clients closed; they will be read again", "count", n)
 	}
+	for {
+		p.commitDue(true)
+		if len(p.toCommit) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// Closing leaves the group: the revoke callback must not wait for records, there are none to wait for.
+	budget := p.drainBudget
+	p.drainBudget = 0
+	if err := p.consumer.Close(); err != nil {
+		e.log.Warn("closing consumer", "error", err)
+	}
+	p.drainBudget = budget
+	p.prodMu.Lock()
+	p.prodClosed = true
+	p.prodMu.Unlock()
+	p.producer.Close()
+	cr.wait()
 }
 
 func forwardLogs(log *slog.Logger, client string, ch chan ckafka.LogEvent) {

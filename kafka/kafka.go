@@ -61,6 +61,9 @@ func ConsumerConfig(s Settings) (*ckafka.ConfigMap, error) {
 		// Cooperative rebalancing moves only the partitions that change owner, so scaling out with KEDA
 		// does not stop every replica's work.
 		"partition.assignment.strategy": "cooperative-sticky",
+		// A replica that dies without leaving the group (SIGKILL, OOM, a lost node) holds its partitions
+		// until the session times out; librdkafka's 45 s default stalls them that long.
+		"session.timeout.ms": 10000,
 		// Bounds the prefetched bytes per partition queue, so memory does not grow with the backlog.
 		"queued.max.messages.kbytes": 16384,
 		"go.logs.channel.enable":     true,

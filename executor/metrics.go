@@ -16,6 +16,7 @@ type metrics struct {
 	latency   *prometheus.HistogramVec // outcome: ok | error
 	inFlight  prometheus.Gauge
 	paused    prometheus.Gauge
+	assigned  prometheus.Gauge
 	commits   prometheus.Counter
 	commitErr prometheus.Counter
 	ready     *prometheus.GaugeVec // part: model | broker
@@ -40,6 +41,8 @@ func newMetrics() *metrics {
 			Help: "Records consumed and not yet delivered."}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_paused",
 			Help: "1 while fetching is paused (records in flight at the limit, model not ready, or shutting down)."}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "partitions_assigned",
+			Help: "Partitions of the input topic assigned to this replica."}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "offset_commits_total",
 			Help: "Successful offset commits."}),
 		commitErr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "offset_commit_errors_total",
@@ -47,7 +50,7 @@ func newMetrics() *metrics {
 		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "ready",
 			Help: "1 when the part (model, broker) is reachable."}, []string{"part"}),
 	}
-	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused,
+	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
 		m.commits, m.commitErr, m.ready,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {

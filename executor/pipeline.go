@@ -260,6 +260,7 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 		for _, n := range nums {
 			p.assigned[n] = true
 		}
+		p.m.assigned.Set(float64(len(p.assigned)))
 		// librdkafka keeps a partition's pause flag across revoke and assign: a partition paused before it
 		// was revoked would come back paused, and never be resumed. Set the flag either way.
 		if len(e.Partitions) > 0 {
@@ -289,6 +290,7 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 			delete(p.assigned, n)
 			delete(p.toCommit, n)
 		}
+		p.m.assigned.Set(float64(len(p.assigned)))
 		var err error
 		if cooperative {
 			err = c.IncrementalUnassign(e.Partitions)

@@ -1,0 +1,82 @@
+package executor_test
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seldon-kafka/sidecar/internal/testkit"
+)
+
+// Scaling in and out (KEDA adding or removing a replica) moves partitions between sidecars of one group.
+// A sidecar that leaves hands its partitions over cleanly: what it answered is committed, what it had in
+// flight is finished first, so the one that takes over answers each remaining record once.
+func TestReplicasShareTheGroupAndOneLeavingAnswersEachRecordOnce(t *testing.T) {
+	const n = 3000
+	h := newHarness(t, "seldon", 4)
+	h.env["KAFKA_WORKERS"] = "8"
+	h.model.SetDelay(2 * time.Millisecond)
+	a := h.start()
+	b := h.start()
+	waitFor(t, "both replicas to be given partitions", 60*time.Second, func() bool {
+		return metric(t, a, "seldon_kafka_partitions_assigned") > 0 && metric(t, b, "seldon_kafka_partitions_assigned") > 0
+	})
+	testkit.Produce(t, h.bootstrap, h.in, records("seldon", n))
+
+	waitFor(t, "both replicas to work", 60*time.Second, func() bool {
+		var got int64
+		for _, o := range testkit.EndOffsets(t, h.bootstrap, h.out) {
+			got += o
+		}
+		return got >= n/4
+	})
+	for name, s := range map[string]*sidecar{"a": a, "b": b} {
+		if c := metric(t, s, "seldon_kafka_records_consumed_total"); c == 0 {
+			t.Fatalf("replica %s consumed nothing: the group did not share the partitions", name)
+		}
+	}
+	b.stop(t) // scale in: b drains, commits and leaves; a is given b's partitions
+	h.waitAllCommitted(90 * time.Second)
+
+	answers := testkit.ConsumeAll(t, h.bootstrap, h.out, time.Second)
+	count := map[string]int{}
+	for _, r := range answers {
+		if r.Headers["Seldon-Error-Reason"] != "" {
+			t.Fatalf("error record: %v", r.Headers)
+		}
+		count[string(r.Key)]++
+	}
+	if len(count) != n {
+		t.Fatalf("%d of %d records answered", len(count), n)
+	}
+	for k, c := range count {
+		if c != 1 {
+			t.Errorf("%s answered %d times; a clean hand-over answers each record once", k, c)
+		}
+	}
+}
+
+// metric reads one unlabelled series from a sidecar's /metrics.
+func metric(t *testing.T, s *sidecar, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + s.health + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
+}

@@ -1,9 +1,6 @@
 package executor
 
-import (
-	"context"
-	"sync"
-)
+import "sync"
 
 // lanes hands records to workers so that records with the same key run one at a time, in the order they
 // were consumed, while records with different keys (or no key) run in parallel. A record waits in its
@@ -82,9 +79,4 @@ func (l *lanes) close() {
 	l.closed = true
 	l.mu.Unlock()
 	l.wake.Broadcast()
-}
-
-// closeOn closes the lanes when ctx ends; the returned stop releases the watcher.
-func (l *lanes) closeOn(ctx context.Context) (stop func() bool) {
-	return context.AfterFunc(ctx, l.close)
 }

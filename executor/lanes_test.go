@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -389,34 +388,5 @@ func TestLanesDoNotStartQueuedRecordsAfterClose(t *testing.T) {
 	l.close()
 	if j := nextWithin(t, l, time.Second); j != nil {
 		t.Fatalf("next = %s after close, want nil: queued records are not started", jobName(j))
-	}
-}
-
-func TestLanesCloseOnContextEnd(t *testing.T) {
-	l := newLanes()
-	ctx, cancel := context.WithCancel(context.Background())
-	l.closeOn(ctx)
-	got := make(chan *job, 1)
-	go func() { got <- l.next() }()
-	cancel()
-	select {
-	case j := <-got:
-		if j != nil {
-			t.Fatalf("next = %s after the context ended, want nil", jobName(j))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the context's end did not close the lanes")
-	}
-
-	// A stopped watcher leaves the lanes open.
-	l2 := newLanes()
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	if !l2.closeOn(ctx2)() {
-		t.Fatal("stop reported the watcher had already run")
-	}
-	cancel2()
-	l2.submit(unkeyedJob(1))
-	if j := nextWithin(t, l2, time.Second); j == nil {
-		t.Fatal("lanes closed although the watcher was stopped")
 	}
 }

@@ -78,9 +78,12 @@ type pipeline struct {
 	lastPoll atomic.Int64 // unix nanoseconds of the poll loop's last turn
 	fatal    chan error
 
-	// prodMu guards producing against the producer's close: retries run on timers.
+	// prodMu guards producing against the producer's close: retries run on goroutines of their own.
 	prodMu     sync.RWMutex
 	prodClosed bool
+	// retries are the pending re-sends of error records the broker refused; stopRetries ends their waits.
+	retries     sync.WaitGroup
+	stopRetries chan struct{}
 
 	// Owned by the poll goroutine (the rebalance callback runs on it too).
 	assigned    map[int32]bool
@@ -107,6 +110,7 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Pro
 		maxHeld:     maxHeld,
 		fatal:       make(chan error, 1),
 		freed:       make(chan struct{}, 1),
+		stopRetries: make(chan struct{}),
 		assigned:    map[int32]bool{},
 		toCommit:    map[int32]int64{},
 		drainBudget: drain,
@@ -514,7 +518,15 @@ func (p *pipeline) undelivered(j *job, err error) {
 	delay := p.backoff(j.failures)
 	p.log.Error("error record not delivered, retrying", "topic", p.cfg.ErrorTopic, "partition", j.part,
 		"offset", j.offset, "attempt", j.failures, "retry_in", delay, "error", err)
-	time.AfterFunc(delay, func() { p.send(j) })
+	p.retries.Add(1)
+	go func() {
+		defer p.retries.Done()
+		select {
+		case <-time.After(delay):
+			p.send(j)
+		case <-p.stopRetries: // shutting down: the record stays unfinished and is read again
+		}
+	}()
 }
 
 // finish marks a record done: its answer or error record is delivered.

@@ -160,6 +160,8 @@ func (e *Executor) Run(ctx context.Context) error {
 	stopHard()
 	p.lanes.close()
 	workers.Wait()
+	close(p.stopRetries)
+	p.retries.Wait()
 	e.closeClients(clients, deadline)
 
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)

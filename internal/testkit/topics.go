@@ -25,8 +25,15 @@ const maxTopicNameLen = 249
 // subtests and repeated runs (-count=N) never share a topic.
 func Topic(t testing.TB, bootstrap string, partitions int) string {
 	t.Helper()
+	return TopicWithConfig(t, bootstrap, partitions, nil)
+}
+
+// TopicWithConfig is Topic with topic-level configuration, such as
+// max.message.bytes.
+func TopicWithConfig(t testing.TB, bootstrap string, partitions int, config map[string]string) string {
+	t.Helper()
 	name := uniqueTopicName(t.Name())
-	CreateTopic(t, bootstrap, name, partitions)
+	createTopic(t, bootstrap, name, partitions, config)
 	return name
 }
 
@@ -63,6 +70,11 @@ func uniqueTopicName(testName string) string {
 // already exists.
 func CreateTopic(t testing.TB, bootstrap, name string, partitions int) {
 	t.Helper()
+	createTopic(t, bootstrap, name, partitions, nil)
+}
+
+func createTopic(t testing.TB, bootstrap, name string, partitions int, config map[string]string) {
+	t.Helper()
 	if partitions < 1 {
 		t.Fatalf("testkit: CreateTopic(%q): partitions must be >= 1, got %d", name, partitions)
 	}
@@ -75,6 +87,7 @@ func CreateTopic(t testing.TB, bootstrap, name string, partitions int) {
 		Topic:             name,
 		NumPartitions:     partitions,
 		ReplicationFactor: 1,
+		Config:            config,
 	}}, kafka.SetAdminOperationTimeout(adminTimeout))
 	if err != nil {
 		t.Fatalf("testkit: creating topic %q: %v", name, err)

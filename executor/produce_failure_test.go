@@ -29,7 +29,7 @@ func TestRecordsTheBrokerRefusesBecomeErrorRecords(t *testing.T) {
 		rows[i] = fmt.Sprintf("[%d,%d]", i, i+1)
 	}
 	bigAnswer := `{"data":{"ndarray":[` + strings.Join(rows, ",") + `]}}` // 40 rows: the answer is well over 300 bytes
-	hugePoison := strings.Repeat("x", 5000)                                 // not JSON, and too big for the error topic
+	hugePoison := strings.Repeat("x", 5000)                               // not JSON, and too big for the error topic
 	testkit.Produce(t, h.bootstrap, h.in, []testkit.Record{
 		{Key: []byte("small"), Value: []byte(`{"data":{"ndarray":[[1,2]]}}`)},
 		{Key: []byte("big-answer"), Value: []byte(bigAnswer)},

@@ -42,6 +42,9 @@ var Pinned = map[string]bool{
 	"go.events.channel.enable": true,
 	"go.logs.channel.enable":   true,
 	"go.delivery.reports":      true,
+	// A transactional producer needs the transaction calls the sidecar does not make: every answer would
+	// fail.
+	"transactional.id": true,
 }
 
 // ConsumerConfig is the consumer's librdkafka configuration.

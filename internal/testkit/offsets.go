@@ -16,8 +16,7 @@ import (
 // committed nothing for topic gives an empty, non-nil map.
 func CommittedOffsets(t testing.TB, bootstrap, group, topic string) map[int32]int64 {
 	t.Helper()
-	a := newAdmin(t, bootstrap)
-	defer a.Close()
+	a := admin(t, bootstrap)
 	got, err := committedOffsets(a, group, topic)
 	if err != nil {
 		t.Fatalf("testkit: committed offsets of group %q on %q: %v", group, topic, err)
@@ -61,8 +60,7 @@ func committedOffsets(a *kafka.AdminClient, group, topic string) (map[int32]int6
 // producers it exceeds the number of records Consume and ConsumeAll return.
 func EndOffsets(t testing.TB, bootstrap, topic string) map[int32]int64 {
 	t.Helper()
-	a := newAdmin(t, bootstrap)
-	defer a.Close()
+	a := admin(t, bootstrap)
 	md, err := a.GetMetadata(&topic, false, int(adminTimeout.Milliseconds()))
 	if err != nil {
 		t.Fatalf("testkit: EndOffsets: metadata for %q: %v", topic, err)
@@ -97,8 +95,7 @@ func EndOffsets(t testing.TB, bootstrap, topic string) map[int32]int64 {
 // must have no committed offset.
 func WaitCommitted(t testing.TB, bootstrap, group, topic string, want map[int32]int64, timeout time.Duration) {
 	t.Helper()
-	a := newAdmin(t, bootstrap)
-	defer a.Close()
+	a := admin(t, bootstrap)
 	deadline := time.Now().Add(timeout)
 	var got map[int32]int64
 	var err error

@@ -110,8 +110,7 @@ func (s SecurityEnv) CA(t testing.TB) *CA {
 // principal is a super user) and deletes them when the test ends.
 func CreateACLs(t testing.TB, bootstrap string, acls []kafka.ACLBinding) {
 	t.Helper()
-	a := newAdmin(t, bootstrap)
-	defer a.Close()
+	a := admin(t, bootstrap)
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
 	res, err := a.CreateACLs(ctx, acls)
@@ -124,8 +123,7 @@ func CreateACLs(t testing.TB, bootstrap string, acls []kafka.ACLBinding) {
 		}
 	}
 	t.Cleanup(func() {
-		a := newAdmin(t, bootstrap)
-		defer a.Close()
+		a := admin(t, bootstrap)
 		ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 		defer cancel()
 		var filters []kafka.ACLBindingFilter

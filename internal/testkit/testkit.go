@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,11 +156,33 @@ func config(bootstrap string, extra kafka.ConfigMap) *kafka.ConfigMap {
 	return c
 }
 
-func newAdmin(t testing.TB, bootstrap string) *kafka.AdminClient {
+// admin returns the process's admin client for bootstrap. One client per broker serves every helper
+// for the life of the test binary: the polling helpers (WaitCommitted, EndOffsets in a wait loop) would
+// otherwise make and destroy librdkafka clients many times a second.
+func admin(t testing.TB, bootstrap string) *kafka.AdminClient {
 	t.Helper()
-	a, err := kafka.NewAdminClient(baseConfig(bootstrap))
+	a, err := sharedAdmin(bootstrap)
 	if err != nil {
 		t.Fatalf("testkit: creating admin client for %s: %v", bootstrap, err)
 	}
 	return a
+}
+
+var (
+	adminsMu sync.Mutex
+	admins   = map[string]*kafka.AdminClient{}
+)
+
+func sharedAdmin(bootstrap string) (*kafka.AdminClient, error) {
+	adminsMu.Lock()
+	defer adminsMu.Unlock()
+	if a := admins[bootstrap]; a != nil {
+		return a, nil
+	}
+	a, err := kafka.NewAdminClient(baseConfig(bootstrap))
+	if err != nil {
+		return nil, err
+	}
+	admins[bootstrap] = a
+	return a, nil
 }

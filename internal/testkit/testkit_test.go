@@ -174,8 +174,7 @@ func TestCreateTopicExplicitName(t *testing.T) {
 		}
 	})
 	// The subtest's cleanup deleted the topic.
-	a := newAdmin(t, bootstrap)
-	defer a.Close()
+	a := admin(t, bootstrap)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		md, err := a.GetMetadata(&name, false, 10_000)

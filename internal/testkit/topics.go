@@ -78,8 +78,7 @@ func createTopic(t testing.TB, bootstrap, name string, partitions int, config ma
 	if partitions < 1 {
 		t.Fatalf("testkit: CreateTopic(%q): partitions must be >= 1, got %d", name, partitions)
 	}
-	a := newAdmin(t, bootstrap)
-	defer a.Close()
+	a := admin(t, bootstrap)
 
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
@@ -172,12 +171,11 @@ func partitionsOf(t testing.TB, md *kafka.Metadata, topic string) []int32 {
 // is fine; other failures are reported with t.Errorf.
 func deleteTopic(t testing.TB, bootstrap, name string) {
 	t.Helper()
-	a, err := kafka.NewAdminClient(baseConfig(bootstrap))
+	a, err := sharedAdmin(bootstrap)
 	if err != nil {
 		t.Errorf("testkit: cleanup: admin client: %v", err)
 		return
 	}
-	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
 	res, err := a.DeleteTopics(ctx, []string{name}, kafka.SetAdminOperationTimeout(adminTimeout))

@@ -32,7 +32,21 @@ echo "== go vet"
 go vet ./...
 
 echo "== go test -race"
-go test -race -count=1 -timeout 25m ./...
+# A test binary that dies of a signal (once seen: a segmentation fault in a test process, inside
+# librdkafka, with no Go stack) is run once more, and said so loudly; a test that fails is never rerun.
+log=$(mktemp)
+if ! go test -race -count=1 -timeout 25m ./... 2>&1 | tee "$log"; then
+	crashed=$(awk '/^signal: /{sig=1; next} sig && /^FAIL\t/{print $2} {sig=0}' "$log")
+	failed=$(awk '/^FAIL\t/{print $2}' "$log")
+	if [[ -z "$crashed" || "$(sort <<<"$crashed")" != "$(sort <<<"$failed")" ]]; then
+		rm -f "$log"
+		exit 1
+	fi
+	echo "!! test binaries killed by a signal, running them once more: $crashed" >&2
+	# shellcheck disable=SC2086
+	go test -race -count=1 -timeout 25m $crashed
+fi
+rm -f "$log"
 
 echo "== go test -fuzz (gRPC decode paths, briefly)"
 go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime=10s ./protocols/grpc

@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -62,21 +63,28 @@ func TestReplicasShareTheGroupAndOneLeavingAnswersEachRecordOnce(t *testing.T) {
 // metric reads one unlabelled series from a sidecar's /metrics.
 func metric(t *testing.T, s *sidecar, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + s.health + "/metrics")
+	v, err := readMetric(s, name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v
+}
+
+// readMetric is metric for goroutines other than the test's, which must not call t.Fatal.
+func readMetric(s *sidecar, name string) (float64, error) {
+	resp, err := http.Get("http://" + s.health + "/metrics")
+	if err != nil {
+		return 0, err
+	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
 	for _, line := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
+			return strconv.ParseFloat(v, 64)
 		}
 	}
-	t.Fatalf("no %s in /metrics", name)
-	return 0
+	return 0, fmt.Errorf("no %s in /metrics", name)
 }

@@ -565,6 +565,11 @@ func (p *pipeline) commitDue(force bool, only ...int32) {
 	if len(p.toCommit) == 0 || (!force && time.Since(p.lastCommit) < p.cfg.CommitInterval) {
 		return
 	}
+	// A commit waits for the group coordinator: while the broker is away it would hold the poll loop.
+	// The offsets keep until it is back.
+	if !force && !p.brokerUp.Load() {
+		return
+	}
 	var tps []ckafka.TopicPartition
 	for n, off := range p.toCommit {
 		if len(only) > 0 && !containsPart(only, n) {

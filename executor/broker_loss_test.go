@@ -32,11 +32,16 @@ func ownBroker(t *testing.T) (bootstrap string, pid int) {
 		}
 	}
 	run("start")
-	t.Cleanup(func() { run("stop") })
 	b, err := os.ReadFile(filepath.Join(state, "bootstrap"))
 	if err != nil {
+		run("stop")
 		t.Fatal(err)
 	}
+	bootstrap = strings.TrimSpace(string(b))
+	t.Cleanup(func() {
+		testkit.CloseAdmin(bootstrap)
+		run("stop")
+	})
 	p, err := os.ReadFile(filepath.Join(state, "pid"))
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +50,7 @@ func ownBroker(t *testing.T) (bootstrap string, pid int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(b)), pid
+	return bootstrap, pid
 }
 
 func TestBrokerLossFailsReadinessAndTheSidecarRecovers(t *testing.T) {

@@ -87,6 +87,7 @@ type pipeline struct {
 
 	// Owned by the poll goroutine (the rebalance callback runs on it too).
 	assigned    map[int32]bool
+	pauseFlag   map[int32]bool // partitions librdkafka holds paused: ours now, or left so from before a revoke
 	paused      bool
 	toCommit    map[int32]int64
 	lastCommit  time.Time
@@ -112,6 +113,7 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Pro
 		freed:       make(chan struct{}, 1),
 		stopRetries: make(chan struct{}),
 		assigned:    map[int32]bool{},
+		pauseFlag:   map[int32]bool{},
 		toCommit:    map[int32]int64{},
 		drainBudget: drain,
 	}
@@ -227,6 +229,13 @@ func (p *pipeline) setPaused(want bool) {
 		return
 	}
 	p.paused = want
+	for _, tp := range parts {
+		if want {
+			p.pauseFlag[tp.Partition] = true
+		} else {
+			delete(p.pauseFlag, tp.Partition)
+		}
+	}
 	if want {
 		p.m.paused.Set(1)
 	} else {
@@ -266,17 +275,29 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 		}
 		p.m.assigned.Set(float64(len(p.assigned)))
 		// librdkafka keeps a partition's pause flag across revoke and assign: a partition paused before it
-		// was revoked would come back paused, and never be resumed. Set the flag either way.
-		if len(e.Partitions) > 0 {
-			var err error
-			if p.paused {
-				err = c.Pause(e.Partitions)
-			} else {
-				err = c.Resume(e.Partitions)
+		// was revoked comes back paused. Only those are resumed; other new partitions are left as
+		// librdkafka starts them (a resume at every assignment was followed, once in CI, by a partition
+		// that never fetched).
+		var stale []ckafka.TopicPartition
+		for _, tp := range e.Partitions {
+			if p.pauseFlag[tp.Partition] {
+				stale = append(stale, tp)
 			}
-			if err != nil {
-				p.log.Warn("setting the pause state of new partitions", "paused", p.paused, "error", err)
+		}
+		switch {
+		case p.paused && len(e.Partitions) > 0:
+			err = c.Pause(e.Partitions)
+			for _, n := range nums {
+				p.pauseFlag[n] = true
 			}
+		case !p.paused && len(stale) > 0:
+			err = c.Resume(stale)
+			for _, tp := range stale {
+				delete(p.pauseFlag, tp.Partition)
+			}
+		}
+		if err != nil {
+			p.log.Warn("setting the pause state of new partitions", "paused", p.paused, "error", err)
 		}
 		p.log.Info("partitions assigned", "topic", p.cfg.InputTopic, "partitions", nums)
 	case ckafka.RevokedPartitions:

@@ -154,6 +154,7 @@ func (e *Executor) rotate(ctx context.Context, cr **clientRun, m *tls.Material) 
 	p.paused = false
 	p.m.paused.Set(0)
 	clear(p.assigned)
+	clear(p.pauseFlag) // a new librdkafka instance: nothing is paused
 	clear(p.toCommit)
 	e.security.Accept(m)
 	*cr = e.startClients()

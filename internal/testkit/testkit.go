@@ -173,6 +173,17 @@ var (
 	admins   = map[string]*kafka.AdminClient{}
 )
 
+// CloseAdmin closes the shared admin client for bootstrap, for a test that stops a broker of its own:
+// otherwise the client would go on trying to reach it for the rest of the test binary.
+func CloseAdmin(bootstrap string) {
+	adminsMu.Lock()
+	defer adminsMu.Unlock()
+	if a := admins[bootstrap]; a != nil {
+		a.Close()
+		delete(admins, bootstrap)
+	}
+}
+
 func sharedAdmin(bootstrap string) (*kafka.AdminClient, error) {
 	adminsMu.Lock()
 	defer adminsMu.Unlock()

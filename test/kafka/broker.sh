@@ -15,6 +15,7 @@
 #   KAFKA_JVM_OPTS   JVM options for the broker (default: -Xms256m -Xmx512m ...)
 #   KAFKA_START_TIMEOUT  seconds to wait for the broker to come up (default 60)
 #   KAFKA_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL (default 20)
+#   KAFKA_EXTRA_PROPERTIES  more server.properties lines, newline-separated, appended last
 #
 # After a successful start, <state dir>/bootstrap holds one line
 # "127.0.0.1:PORT" (the PLAINTEXT listener) and <state dir>/env holds
@@ -379,6 +380,9 @@ num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=67108864
 EOF
+		if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then
+			printf '%s\n' "${KAFKA_EXTRA_PROPERTIES}"
+		fi
 	} >"${PROPS_FILE}"
 }
 

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"testing"
 	"time"
@@ -133,14 +134,34 @@ func Commit(t testing.TB, bootstrap, group, topic string, offsets map[int32]int6
 	for p, o := range offsets {
 		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.Offset(o)})
 	}
+	// On a fresh broker the group coordinator may still be loading or moving: those answers are retried.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := commitOnce(c, tps)
+		if err == nil {
+			break
+		}
+		var ke kafka.Error
+		retriable := errors.As(err, &ke) && (ke.Code() == kafka.ErrNotCoordinator ||
+			ke.Code() == kafka.ErrCoordinatorLoadInProgress || ke.Code() == kafka.ErrCoordinatorNotAvailable)
+		if !retriable || time.Now().After(deadline) {
+			t.Fatalf("testkit: committing %v for %s: %v", offsets, group, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	WaitCommitted(t, bootstrap, group, topic, offsets, 30*time.Second)
+}
+
+// commitOnce commits tps and returns the first error, of the request or of a partition.
+func commitOnce(c *kafka.Consumer, tps []kafka.TopicPartition) error {
 	res, err := c.CommitOffsets(tps)
 	if err != nil {
-		t.Fatalf("testkit: committing %v for %s: %v", offsets, group, err)
+		return err
 	}
 	for _, tp := range res {
 		if tp.Error != nil {
-			t.Fatalf("testkit: committing partition %d for %s: %v", tp.Partition, group, tp.Error)
+			return tp.Error
 		}
 	}
-	WaitCommitted(t, bootstrap, group, topic, offsets, 30*time.Second)
+	return nil
 }

@@ -210,11 +210,15 @@ func TestLanesRunDifferentKeysInParallelAndOneRecordPerKey(t *testing.T) {
 	started := make(chan *job, 16)
 	release := map[*job]chan struct{}{}
 	var mu sync.Mutex
+	releaseAll := false // set by the cleanup: a record that starts after it must not block its worker
 	gateOf := func(j *job) chan struct{} {
 		mu.Lock()
 		defer mu.Unlock()
 		if release[j] == nil {
 			release[j] = make(chan struct{})
+			if releaseAll {
+				close(release[j])
+			}
 		}
 		return release[j]
 	}
@@ -232,6 +236,7 @@ func TestLanesRunDifferentKeysInParallelAndOneRecordPerKey(t *testing.T) {
 	}
 	defer func() {
 		mu.Lock()
+		releaseAll = true
 		for _, ch := range release {
 			select {
 			case <-ch:

@@ -90,6 +90,11 @@ func FuzzCheck(f *testing.F) {
 			if err != nil {
 				t.Fatalf("Check(%q) kept a message that does not encode: %v", protoName, err)
 			}
+			if len(sent) == 0 {
+				// Bytes that set only default values (a zero reward written out, say) decode to a message
+				// that encodes to nothing, and an empty record is refused by design: no round trip.
+				continue
+			}
 			again := &protocols.Request{Body: sent, ProtoName: protoName}
 			if err := c.Check(again); err != nil {
 				t.Fatalf("the encoded message does not decode: %v", err)

@@ -444,10 +444,7 @@ func (p *pipeline) fail(j *job, ce *protocols.CallError, stage string) {
 	p.m.errors.WithLabelValues(ce.Reason).Inc()
 	p.log.Warn("record not served", "reason", ce.Reason, "stage", stage, "partition", j.part, "offset", j.offset,
 		"puid", j.puid, "error", ce.Error())
-	msg := ce.Error()
-	if len(msg) > 1024 {
-		msg = msg[:1024] + "…"
-	}
+	msg := protocols.Truncate(ce.Error(), 1024)
 	hs := append([]ckafka.Header(nil), j.in.Headers...)
 	hs = kafka.SetHeader(hs, HeaderPuid, j.puid)
 	hs = append(hs,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Name is a payload protocol.
@@ -115,4 +116,20 @@ func AsCallError(err error) *CallError {
 		return ce
 	}
 	return &CallError{Reason: ReasonRetriesExhausted, Transient: true, Msg: "model call failed", Err: err}
+}
+
+// DetailBytes bounds the model's own words (an error body or status message) quoted in a CallError.
+const DetailBytes = 512
+
+// Truncate cuts s to at most max bytes plus "…", never inside a character: the text goes into record
+// headers, which consumers read as UTF-8.
+func Truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

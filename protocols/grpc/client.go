@@ -160,11 +160,7 @@ func CallError(err error) *protocols.CallError {
 		return &protocols.CallError{Reason: protocols.ReasonRetriesExhausted, Transient: true, Msg: "model call failed", Err: err}
 	}
 	code := st.Code()
-	msg := strings.TrimSpace(st.Message())
-	const max = 512
-	if len(msg) > max {
-		msg = msg[:max] + "…"
-	}
+	msg := protocols.Truncate(strings.TrimSpace(st.Message()), protocols.DetailBytes)
 	if msg == "" {
 		msg = "model answered " + code.String()
 	}

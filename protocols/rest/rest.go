@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/seldon-kafka/sidecar/protocols"
 )
@@ -189,15 +188,7 @@ func statusError(code int, body []byte) *protocols.CallError {
 		e.Reason = protocols.ReasonModelRejected
 	}
 	if detail := strings.TrimSpace(string(body)); detail != "" {
-		const max = 512
-		if len(detail) > max {
-			cut := max
-			for cut > 0 && !utf8.RuneStart(detail[cut]) {
-				cut-- // do not split a character: the message goes into a record header
-			}
-			detail = detail[:cut] + "…"
-		}
-		e.Msg += ": " + detail
+		e.Msg += ": " + protocols.Truncate(detail, protocols.DetailBytes)
 	}
 	return e
 }

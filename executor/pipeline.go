@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -590,7 +591,7 @@ func (p *pipeline) commitDue(force bool, only ...int32) {
 	}
 	var tps []ckafka.TopicPartition
 	for n, off := range p.toCommit {
-		if len(only) > 0 && !containsPart(only, n) {
+		if len(only) > 0 && !slices.Contains(only, n) {
 			continue
 		}
 		tps = append(tps, ckafka.TopicPartition{Topic: &p.cfg.InputTopic, Partition: n, Offset: ckafka.Offset(off)})
@@ -616,15 +617,6 @@ func (p *pipeline) commitDue(force bool, only ...int32) {
 		}
 	}
 	p.m.commits.Inc()
-}
-
-func containsPart(parts []int32, n int32) bool {
-	for _, p := range parts {
-		if p == n {
-			return true
-		}
-	}
-	return false
 }
 
 // ---- health ----

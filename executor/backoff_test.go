@@ -181,7 +181,7 @@ func TestGateSuspectNeverBlocks(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for range 100 {
-			g.suspect()
+			g.Suspect()
 		}
 		close(done)
 	}()
@@ -194,7 +194,7 @@ func TestGateSuspectNeverBlocks(t *testing.T) {
 		t.Fatalf("probe holds %d requests after many suspects, want 1", n)
 	}
 	<-g.probe
-	g.suspect()
+	g.Suspect()
 	select {
 	case <-g.probe:
 	default:

@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/seldon-kafka/sidecar/executor/graph"
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/sdep"
@@ -38,6 +37,8 @@ type Env struct {
 	MaxAttempts     int           `envconfig:"MODEL_MAX_ATTEMPTS" default:"10"`
 	BackoffMin      time.Duration `envconfig:"MODEL_BACKOFF_MIN" default:"100ms"`
 	BackoffMax      time.Duration `envconfig:"MODEL_BACKOFF_MAX" default:"5s"`
+	// RoutingInjection is the legacy executor's switch for writing the routes taken into meta.routing.
+	RoutingInjection bool `envconfig:"SELDON_ENABLE_ROUTING_INJECTION" default:"false"`
 
 	// Security: KAFKA_SECURITY_PROTOCOL, the KAFKA_SSL_* and KAFKA_SASL_* variables (see package tls).
 	tls.Env
@@ -69,7 +70,11 @@ type Config struct {
 	Predictor  sdep.PredictorSpec
 	Protocol   protocols.Name
 	Transport  string // rest or grpc
-	Model      ModelEndpoint
+	// Graph is the predictor's inference graph, parsed and checked: what each record walks.
+	Graph *graph.Graph
+	// RoutingInjection writes the routes taken into every answer's meta.routing (legacy
+	// SELDON_ENABLE_ROUTING_INJECTION).
+	RoutingInjection bool
 
 	ModelTimeout time.Duration
 	MaxAttempts  int
@@ -90,27 +95,6 @@ type Config struct {
 	LogLevel        slog.Level
 	IgnoredFlags    []string // legacy flags accepted and not used, for a warning at start
 	PredictorSource string   // where the predictor came from, for the start-up log
-}
-
-// ModelEndpoint is the graph's MODEL node: where the model container listens.
-type ModelEndpoint struct {
-	Name     string
-	Host     string
-	HTTPPort int
-	GRPCPort int
-}
-
-// Address is where the model is called over the transport: its HTTP base URL, or host:port for gRPC.
-func (m ModelEndpoint) Address(transport string) string {
-	if transport == "grpc" {
-		return net.JoinHostPort(m.Host, strconv.Itoa(m.GRPCPort))
-	}
-	return m.RESTBase()
-}
-
-// RESTBase is the model's HTTP base URL.
-func (m ModelEndpoint) RESTBase() string {
-	return "http://" + net.JoinHostPort(m.Host, strconv.Itoa(m.HTTPPort))
 }
 
 // ConfigError is a bad or missing setting. It names the variable or flag and says what is wrong, never
@@ -181,24 +165,25 @@ func envError(err error) error {
 
 func build(f Flags, ignored []string, env Env) (Config, error) {
 	c := Config{
-		Brokers:         strings.TrimSpace(env.Broker),
-		InputTopic:      strings.TrimSpace(env.InputTopic),
-		OutputTopic:     strings.TrimSpace(env.OutputTopic),
-		ErrorTopic:      strings.TrimSpace(env.ErrorTopic),
-		Workers:         env.Workers,
-		CommitInterval:  env.CommitInterval,
-		ModelTimeout:    env.ModelTimeout,
-		MaxAttempts:     env.MaxAttempts,
-		BackoffMin:      env.BackoffMin,
-		BackoffMax:      env.BackoffMax,
-		Deployment:      f.Sdep,
-		Namespace:       f.Namespace,
-		Transport:       strings.ToLower(f.Transport),
-		HTTPPort:        f.HTTPPort,
-		MetricsPath:     f.PrometheusPath,
-		ShutdownGrace:   f.GracefulTimeout,
-		IgnoredFlags:    ignored,
-		AutoOffsetReset: strings.ToLower(env.AutoOffsetReset),
+		Brokers:          strings.TrimSpace(env.Broker),
+		InputTopic:       strings.TrimSpace(env.InputTopic),
+		OutputTopic:      strings.TrimSpace(env.OutputTopic),
+		ErrorTopic:       strings.TrimSpace(env.ErrorTopic),
+		Workers:          env.Workers,
+		CommitInterval:   env.CommitInterval,
+		ModelTimeout:     env.ModelTimeout,
+		MaxAttempts:      env.MaxAttempts,
+		BackoffMin:       env.BackoffMin,
+		BackoffMax:       env.BackoffMax,
+		RoutingInjection: env.RoutingInjection,
+		Deployment:       f.Sdep,
+		Namespace:        f.Namespace,
+		Transport:        strings.ToLower(f.Transport),
+		HTTPPort:         f.HTTPPort,
+		MetricsPath:      f.PrometheusPath,
+		ShutdownGrace:    f.GracefulTimeout,
+		IgnoredFlags:     ignored,
+		AutoOffsetReset:  strings.ToLower(env.AutoOffsetReset),
 	}
 	if st := strings.ToLower(f.ServerType); st != "kafka" {
 		return c, bad("--server_type", "%q: this executor serves only kafka", f.ServerType)
@@ -240,7 +225,7 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		return c, err
 	}
 	if env.FullGraph != "" {
-		c.IgnoredFlags = append(c.IgnoredFlags, "KAFKA_FULL_GRAPH (the whole graph is always served)")
+		c.IgnoredFlags = append(c.IgnoredFlags, "KAFKA_FULL_GRAPH (the graph is walked by calling each node's container directly; see the README)")
 	}
 	if c.ModelTimeout <= 0 {
 		return c, bad("MODEL_TIMEOUT", "must be positive")
@@ -326,45 +311,11 @@ func (c *Config) loadPredictor(f Flags, env Env) error {
 	if c.Predictor.Name == "" {
 		return bad("--predictor", "required: the predictor has no name")
 	}
-	src := c.PredictorSource
-	g := c.Predictor.Graph
-	if g.Name == "" {
-		return bad(src, "the predictor's graph has no root node")
+	g, err := graph.Parse(c.Predictor, c.Protocol, c.Transport)
+	if err != nil {
+		return bad(c.PredictorSource, "%v", err)
 	}
-	if len(g.Children) > 0 {
-		return bad(src, "graph %q has children: only a single MODEL node is supported by this build", g.Name)
-	}
-	if t := strings.ToUpper(g.Type); t != "" && t != "MODEL" {
-		return bad(src, "graph node %q is a %s: only a single MODEL node is supported by this build", g.Name, g.Type)
-	}
-	c.Model = ModelEndpoint{Name: g.Name, Host: "localhost"}
-	// The operator fills the endpoint in; a hand-written manifest may give only service_port, or nothing,
-	// in which case the operator's defaults for the first container apply.
-	if ep := g.Endpoint; ep != nil {
-		if ep.ServiceHost != "" {
-			c.Model.Host = ep.ServiceHost
-		}
-		c.Model.HTTPPort, c.Model.GRPCPort = int(ep.HTTPPort), int(ep.GRPCPort)
-		if ep.ServicePort != 0 {
-			if c.Model.HTTPPort == 0 && !strings.EqualFold(ep.Type, "GRPC") {
-				c.Model.HTTPPort = int(ep.ServicePort)
-			}
-			if c.Model.GRPCPort == 0 && strings.EqualFold(ep.Type, "GRPC") {
-				c.Model.GRPCPort = int(ep.ServicePort)
-			}
-		}
-	}
-	if c.Model.HTTPPort == 0 {
-		c.Model.HTTPPort = 9000
-	}
-	if c.Model.GRPCPort == 0 {
-		c.Model.GRPCPort = 9500
-	}
-	for _, p := range []int{c.Model.HTTPPort, c.Model.GRPCPort} {
-		if p < 1 || p > 65535 {
-			return bad(src, "graph node %q: %d is not a port", g.Name, p)
-		}
-	}
+	c.Graph = g
 	return nil
 }
 

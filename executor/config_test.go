@@ -123,7 +123,7 @@ func TestLoadConfigMinimal(t *testing.T) {
 		{"Predictor.Name", c.Predictor.Name, "default"},
 		{"Protocol", c.Protocol, protocols.Seldon},
 		{"Transport", c.Transport, "rest"},
-		{"Model", c.Model, ModelEndpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9500}},
+		{"the graph's one node", rootEndpoint(c), endpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9500}},
 		{"Workers", c.Workers, 32},
 		{"CommitInterval", c.CommitInterval, time.Second},
 		{"AutoOffsetReset", c.AutoOffsetReset, "earliest"},
@@ -205,12 +205,12 @@ func TestLoadConfigNamesTheBadSetting(t *testing.T) {
 		{name: "ENGINE_PREDICTOR not JSON", env: map[string]string{"ENGINE_PREDICTOR": base64.StdEncoding.EncodeToString([]byte("name: default"))}, wantName: "ENGINE_PREDICTOR", wantMsg: "JSON"},
 		{name: "predictor named differently from --predictor", args: []string{"--predictor=canary"}, wantName: "--predictor", wantMsg: "default"},
 		{name: "no predictor name anywhere", env: map[string]string{"ENGINE_PREDICTOR": b64(t, onePredictor("", nil))}, args: []string{"--predictor="}, wantName: "--predictor"},
-		{name: "graph with children", env: map[string]string{"ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
+		{name: "graph node without an endpoint", env: map[string]string{"ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
 			g["children"] = []any{map[string]any{"name": "second", "type": "MODEL"}}
-		}))}, wantName: "ENGINE_PREDICTOR", wantMsg: "children"},
-		{name: "graph root is a router", env: map[string]string{"ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
+		}))}, wantName: "ENGINE_PREDICTOR", wantMsg: `graph node "second": no endpoint`},
+		{name: "graph root is a router without children", env: map[string]string{"ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
 			g["type"] = "ROUTER"
-		}))}, wantName: "ENGINE_PREDICTOR", wantMsg: "ROUTER"},
+		}))}, wantName: "ENGINE_PREDICTOR", wantMsg: `graph node "classifier": a router needs children`},
 		{name: "graph without a node", env: map[string]string{"ENGINE_PREDICTOR": b64(t, map[string]any{"name": "default"})}, wantName: "ENGINE_PREDICTOR"},
 		{name: "model port out of range", env: map[string]string{"ENGINE_PREDICTOR": b64(t, onePredictor("default", map[string]any{"httpPort": 70000}))}, wantName: "ENGINE_PREDICTOR"},
 
@@ -290,7 +290,7 @@ func TestLoadConfigAcceptsValidSettings(t *testing.T) {
 			}
 		}},
 		{"legacy flags and KAFKA_FULL_GRAPH are reported as ignored", map[string]string{"KAFKA_FULL_GRAPH": "true"}, []string{"--full_health_checks=false", "--log_work_buffer_size", "10000"}, func(t *testing.T, c Config) {
-			want := []string{"--full_health_checks=false", "--log_work_buffer_size 10000", "KAFKA_FULL_GRAPH (the whole graph is always served)"}
+			want := []string{"--full_health_checks=false", "--log_work_buffer_size 10000", "KAFKA_FULL_GRAPH (the graph is walked by calling each node's container directly; see the README)"}
 			if !slices.Equal(c.IgnoredFlags, want) {
 				t.Errorf("IgnoredFlags = %q, want %q", c.IgnoredFlags, want)
 			}
@@ -316,29 +316,29 @@ func TestLoadConfigModelEndpointFromTheGraph(t *testing.T) {
 	tests := []struct {
 		name     string
 		endpoint map[string]any
-		want     ModelEndpoint
+		want     endpoint
 		wantBase string
 	}{
 		{"no endpoint: the operator's defaults", nil,
-			ModelEndpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9500}, "http://localhost:9000"},
+			endpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9500}, "http://localhost:9000"},
 		{"empty endpoint", map[string]any{},
-			ModelEndpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9500}, "http://localhost:9000"},
+			endpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9500}, "http://localhost:9000"},
 		{"as the operator fills it in", map[string]any{"service_host": "localhost", "service_port": 9002, "type": "REST", "httpPort": 9001, "grpcPort": 9501},
-			ModelEndpoint{Name: "classifier", Host: "localhost", HTTPPort: 9001, GRPCPort: 9501}, "http://localhost:9001"},
+			endpoint{Name: "classifier", Host: "localhost", HTTPPort: 9001, GRPCPort: 9501}, "http://localhost:9001"},
 		{"service host and http port", map[string]any{"service_host": "10.1.2.3", "httpPort": 7000},
-			ModelEndpoint{Name: "classifier", Host: "10.1.2.3", HTTPPort: 7000, GRPCPort: 9500}, "http://10.1.2.3:7000"},
+			endpoint{Name: "classifier", Host: "10.1.2.3", HTTPPort: 7000, GRPCPort: 9500}, "http://10.1.2.3:7000"},
 		{"IPv6 service host", map[string]any{"service_host": "::1", "httpPort": 7000},
-			ModelEndpoint{Name: "classifier", Host: "::1", HTTPPort: 7000, GRPCPort: 9500}, "http://[::1]:7000"},
+			endpoint{Name: "classifier", Host: "::1", HTTPPort: 7000, GRPCPort: 9500}, "http://[::1]:7000"},
 		{"REST service port only", map[string]any{"service_port": 9100, "type": "REST"},
-			ModelEndpoint{Name: "classifier", Host: "localhost", HTTPPort: 9100, GRPCPort: 9500}, "http://localhost:9100"},
+			endpoint{Name: "classifier", Host: "localhost", HTTPPort: 9100, GRPCPort: 9500}, "http://localhost:9100"},
 		{"untyped service port is REST", map[string]any{"service_port": 9100},
-			ModelEndpoint{Name: "classifier", Host: "localhost", HTTPPort: 9100, GRPCPort: 9500}, "http://localhost:9100"},
+			endpoint{Name: "classifier", Host: "localhost", HTTPPort: 9100, GRPCPort: 9500}, "http://localhost:9100"},
 		{"GRPC service port only", map[string]any{"service_port": 9200, "type": "GRPC"},
-			ModelEndpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9200}, "http://localhost:9000"},
+			endpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9200}, "http://localhost:9000"},
 		{"grpc type in lower case", map[string]any{"service_port": 9200, "type": "grpc"},
-			ModelEndpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9200}, "http://localhost:9000"},
+			endpoint{Name: "classifier", Host: "localhost", HTTPPort: 9000, GRPCPort: 9200}, "http://localhost:9000"},
 		{"httpPort wins over service_port", map[string]any{"service_port": 9100, "httpPort": 9001, "type": "REST"},
-			ModelEndpoint{Name: "classifier", Host: "localhost", HTTPPort: 9001, GRPCPort: 9500}, "http://localhost:9001"},
+			endpoint{Name: "classifier", Host: "localhost", HTTPPort: 9001, GRPCPort: 9500}, "http://localhost:9001"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -346,11 +346,11 @@ func TestLoadConfigModelEndpointFromTheGraph(t *testing.T) {
 			if err != nil {
 				t.Fatalf("LoadConfig: %v", err)
 			}
-			if c.Model != tc.want {
-				t.Errorf("Model = %+v, want %+v", c.Model, tc.want)
+			if got := rootEndpoint(c); got != tc.want {
+				t.Errorf("root node = %+v, want %+v", got, tc.want)
 			}
-			if got := c.Model.RESTBase(); got != tc.wantBase {
-				t.Errorf("RESTBase = %q, want %q", got, tc.wantBase)
+			if got := "http://" + c.Graph.Root.Address("rest"); got != tc.wantBase {
+				t.Errorf("REST base = %q, want %q", got, tc.wantBase)
 			}
 		})
 	}
@@ -422,8 +422,8 @@ func TestLoadConfigReadsThePredictorFromFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("LoadConfig: %v", err)
 			}
-			if c.Model.Name != tc.wantGraph || c.Model.HTTPPort != tc.wantPort {
-				t.Errorf("Model = %+v, want graph %s on port %d", c.Model, tc.wantGraph, tc.wantPort)
+			if got := rootEndpoint(c); got.Name != tc.wantGraph || got.HTTPPort != tc.wantPort {
+				t.Errorf("root node = %+v, want graph %s on port %d", got, tc.wantGraph, tc.wantPort)
 			}
 			if !strings.HasPrefix(c.PredictorSource, "--file") {
 				t.Errorf("PredictorSource = %q, want the file", c.PredictorSource)
@@ -454,4 +454,17 @@ func TestLoadConfigReadsThePredictorFromFile(t *testing.T) {
 			t.Fatalf("LoadConfig = %v, want a *ConfigError naming --file", err)
 		}
 	})
+}
+
+// endpoint is where a graph node is called.
+type endpoint struct {
+	Name     string
+	Host     string
+	HTTPPort int
+	GRPCPort int
+}
+
+func rootEndpoint(c Config) endpoint {
+	n := c.Graph.Root
+	return endpoint{Name: n.Name, Host: n.Host, HTTPPort: n.HTTPPort, GRPCPort: n.GRPCPort}
 }

@@ -56,8 +56,14 @@ func (g *gate) wait(ctx context.Context) (waited bool, err error) {
 	}
 }
 
-// suspect asks for a readiness check now.
-func (g *gate) suspect() {
+// Wait is wait for the graph walk: it returns when the gate is open, or with ctx's error.
+func (g *gate) Wait(ctx context.Context) error {
+	_, err := g.wait(ctx)
+	return err
+}
+
+// Suspect asks for a readiness check now: a call failed in a way a node going down would explain.
+func (g *gate) Suspect() {
 	select {
 	case g.probe <- struct{}{}:
 	default:

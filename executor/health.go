@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -29,8 +30,12 @@ func (e *Executor) healthHandler() http.Handler {
 		if !model || !broker || draining {
 			code = http.StatusServiceUnavailable
 		}
-		writeStatus(w, code, map[string]any{"ready": code == http.StatusOK, "model": model, "broker": broker,
-			"shutting_down": draining, "in_flight": p.held.Load()})
+		body := map[string]any{"ready": code == http.StatusOK, "model": model, "broker": broker,
+			"shutting_down": draining, "in_flight": p.held.Load()}
+		if nodes := p.nodes.Load(); nodes != nil {
+			body["nodes"] = *nodes
+		}
+		writeStatus(w, code, body)
 	})
 	mux.Handle("GET "+e.cfg.MetricsPath, promhttp.HandlerFor(p.m.reg, promhttp.HandlerOpts{}))
 	return mux
@@ -40,4 +45,94 @@ func writeStatus(w http.ResponseWriter, code int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// nodeState is a graph node's readiness as /ready shows it.
+type nodeState struct {
+	Node    string    `json:"node"`
+	Address string    `json:"address"`
+	Ready   bool      `json:"ready"`
+	Error   string    `json:"error,omitempty"` // why it is not ready: the last check's failure
+	Since   time.Time `json:"since"`           // when it became what it is
+}
+
+// notReadyReminder is how often a node that stays not ready is logged again: often enough that the
+// cause is in any recent window of the log, rarely enough not to flood it.
+const notReadyReminder = 30 * time.Second
+
+// watchGraph keeps the gate in step with the readiness of every graph node: the gate is open only when
+// all are ready. It checks every second while they are, faster while one is not, and at once after a
+// failed call. A node that is not ready is logged with its cause when it fails, again every
+// notReadyReminder while it lasts, and when it recovers; /ready shows each node's last state.
+func (p *pipeline) watchGraph(ctx context.Context) {
+	var prev []nodeState
+	lastNote := map[string]time.Time{}
+	check := func() {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		statuses := p.graph.Ready(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		now := time.Now()
+		states := make([]nodeState, len(statuses))
+		all := true
+		for i, st := range statuses {
+			s := nodeState{Node: st.Node, Address: st.Address, Ready: st.Err == nil, Since: now}
+			if st.Err != nil {
+				s.Error = st.Err.Error()
+				all = false
+			}
+			if prev != nil && prev[i].Ready == s.Ready {
+				s.Since = prev[i].Since
+			}
+			states[i] = s
+			changed := prev == nil || prev[i].Ready != s.Ready
+			switch {
+			case s.Ready && changed:
+				p.m.nodeReady.WithLabelValues(s.Node).Set(1)
+				if prev != nil {
+					p.log.Info("graph node ready", "node", s.Node, "address", s.Address,
+						"was_down_for", now.Sub(prev[i].Since).Round(time.Second).String())
+				}
+			case !s.Ready && (changed || now.Sub(lastNote[s.Node]) >= notReadyReminder):
+				p.m.nodeReady.WithLabelValues(s.Node).Set(0)
+				lastNote[s.Node] = now
+				msg := "graph node not ready"
+				if !changed {
+					msg = "graph node still not ready"
+				}
+				p.log.Warn(msg, "node", s.Node, "address", s.Address, "error", s.Error,
+					"not_ready_for", now.Sub(s.Since).Round(time.Second).String())
+			}
+		}
+		prev = states
+		p.nodes.Store(&states)
+		if p.gate.set(all) {
+			if all {
+				p.m.ready.WithLabelValues("model").Set(1)
+				p.log.Info("graph ready", "nodes", len(states))
+			} else {
+				p.m.ready.WithLabelValues("model").Set(0)
+				p.log.Warn("graph not ready; fetching paused")
+			}
+		}
+	}
+	check()
+	for {
+		every := time.Second
+		if !p.gate.isOpen() {
+			every = 250 * time.Millisecond
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-p.gate.probe:
+			t.Stop()
+		case <-t.C:
+		}
+		check()
+	}
 }

@@ -1,8 +1,13 @@
 package executor
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/seldon-kafka/sidecar/executor/graph"
+	"github.com/seldon-kafka/sidecar/protocols"
 )
 
 // metrics are the sidecar's Prometheus series, on a registry of its own so that tests and several
@@ -20,9 +25,17 @@ type metrics struct {
 	commits   prometheus.Counter
 	commitErr prometheus.Counter
 	ready     *prometheus.GaugeVec // part: model | broker
+
+	// Per graph node: its calls (by method and outcome), the records that failed there, its readiness.
+	nodeCalls  *prometheus.HistogramVec // node, method, outcome
+	nodeErrors *prometheus.CounterVec   // node, reason
+	nodeReady  *prometheus.GaugeVec     // node
 }
 
-func newMetrics() *metrics {
+// callBuckets are the model call latencies histograms count in: a millisecond to the longest timeout.
+var callBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+func newMetrics(g *graph.Graph) *metrics {
 	const ns = "seldon_kafka"
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
@@ -35,8 +48,8 @@ func newMetrics() *metrics {
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "model_call_retries_total",
 			Help: "Model calls repeated after a transient failure."}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "model_call_duration_seconds",
-			Help:    "Duration of single model calls.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"outcome"}),
+			Help:    "Duration of single model calls, to any graph node.",
+			Buckets: callBuckets}, []string{"outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "records_in_flight",
 			Help: "Records consumed and not yet delivered."}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_paused",
@@ -48,10 +61,17 @@ func newMetrics() *metrics {
 		commitErr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "offset_commit_errors_total",
 			Help: "Failed offset commits (retried)."}),
 		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "ready",
-			Help: "1 when the part (model, broker) is reachable."}, []string{"part"}),
+			Help: "1 when the part (model: every graph node; broker) is reachable."}, []string{"part"}),
+		nodeCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "node_call_duration_seconds",
+			Help: "Duration of single calls to a graph node, by node, method and outcome.", Buckets: callBuckets},
+			[]string{"node", "method", "outcome"}),
+		nodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "node_errors_total",
+			Help: "Records that could not be served because of a graph node, by node and reason."}, []string{"node", "reason"}),
+		nodeReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "node_ready",
+			Help: "1 when the graph node's container answers its readiness check."}, []string{"node"}),
 	}
 	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
-		m.commits, m.commitErr, m.ready,
+		m.commits, m.commitErr, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {
 		m.produced.WithLabelValues(k)
@@ -59,5 +79,25 @@ func newMetrics() *metrics {
 	for _, p := range []string{"model", "broker"} {
 		m.ready.WithLabelValues(p)
 	}
+	if g != nil {
+		for _, n := range g.Nodes {
+			if n.Calls() {
+				m.nodeReady.WithLabelValues(n.Name)
+			}
+		}
+	}
 	return m
 }
+
+// Called counts a call to a graph node (graph.Observer).
+func (m *metrics) Called(node string, method protocols.Method, d time.Duration, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.latency.WithLabelValues(outcome).Observe(d.Seconds())
+	m.nodeCalls.WithLabelValues(node, string(method), outcome).Observe(d.Seconds())
+}
+
+// Retried counts a call to be made again after a transient failure (graph.Observer).
+func (m *metrics) Retried(string, protocols.Method) { m.retries.Inc() }

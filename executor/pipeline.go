@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/google/uuid"
 
+	"github.com/seldon-kafka/sidecar/executor/graph"
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
 )
@@ -29,6 +29,8 @@ const (
 	HeaderErrorMessage = "Seldon-Error-Message" // for people
 	HeaderErrorStatus  = "Seldon-Error-Status"  // the model's HTTP status, when it answered
 	HeaderErrorCode    = "Seldon-Error-Code"    // the model's gRPC code, when it answered
+	HeaderErrorNode    = "Seldon-Error-Node"    // the graph node that failed, when one did
+	HeaderErrorMethod  = "Seldon-Error-Method"  // what was asked of it: predict, transform-input, route, ...
 	HeaderSourceTopic  = "Seldon-Source-Topic"
 	HeaderSourcePart   = "Seldon-Source-Partition"
 	HeaderSourceOffset = "Seldon-Source-Offset"
@@ -65,7 +67,7 @@ type pipeline struct {
 	log      *slog.Logger
 	consumer *ckafka.Consumer
 	producer *ckafka.Producer
-	model    protocols.Client
+	graph    *graph.Walker
 	m        *metrics
 	offsets  *offsetTracker
 	lanes    *lanes
@@ -76,7 +78,8 @@ type pipeline struct {
 	freed    chan struct{} // a record finished: room for another
 	brokerUp atomic.Bool
 	draining atomic.Bool
-	lastPoll atomic.Int64 // unix nanoseconds of the poll loop's last turn
+	lastPoll atomic.Int64                // unix nanoseconds of the poll loop's last turn
+	nodes    atomic.Pointer[[]nodeState] // each graph node's last readiness; written by watchGraph
 	fatal    chan error
 
 	// prodMu guards producing against the producer's close: retries run on goroutines of their own.
@@ -95,7 +98,7 @@ type pipeline struct {
 	drainBudget time.Duration
 }
 
-func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, model protocols.Client, m *metrics) *pipeline {
+func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, g *graph.Walker, gt *gate, m *metrics) *pipeline {
 	maxHeld := int64(2 * cfg.Workers)
 	if maxHeld < 2 {
 		maxHeld = 2
@@ -105,10 +108,10 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Pro
 		drain = 10 * time.Second
 	}
 	return &pipeline{
-		cfg: cfg, log: log, consumer: c, producer: p, model: model, m: m,
+		cfg: cfg, log: log, consumer: c, producer: p, graph: g, m: m,
 		offsets:     newOffsetTracker(),
 		lanes:       newLanes(),
-		gate:        newGate(),
+		gate:        gt,
 		maxHeld:     maxHeld,
 		fatal:       make(chan error, 1),
 		freed:       make(chan struct{}, 1),
@@ -352,70 +355,41 @@ func (p *pipeline) work(ctx context.Context) {
 func (p *pipeline) serve(ctx context.Context, j *job) {
 	ct, _ := kafka.Header(j.in.Headers, HeaderContentType)
 	pn, _ := kafka.Header(j.in.Headers, HeaderProtoName)
-	req := &protocols.Request{Body: j.in.Value, ContentType: ct, ProtoName: pn, Puid: j.puid}
-	if err := p.model.Check(req); err != nil {
-		p.fail(j, protocols.AsCallError(err), "decode")
+	req := &protocols.Request{Body: j.in.Value, ContentType: ct, ProtoName: pn, Puid: j.puid, Headers: forwarded(j.in.Headers)}
+	if err := p.graph.Check(req); err != nil {
+		p.fail(j, err, "decode")
 		return
 	}
-	resp, err := p.call(ctx, req)
+	// The graph walk calls each node with the model timeout, retrying transient failures, and waits
+	// while the graph is not ready (see graph.Walker).
+	resp, err := p.graph.Predict(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
 			p.abandon(j)
 			return
 		}
-		p.fail(j, protocols.AsCallError(err), "call")
+		p.fail(j, err, "call")
 		return
 	}
 	p.answer(j, resp)
 }
 
-// call makes the model call, retrying transient failures with capped exponential backoff and jitter.
-// Only calls made while the model is ready count against the budget: while it is not, the call waits.
-func (p *pipeline) call(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
-	for attempt := 1; ; attempt++ {
-		if _, err := p.gate.wait(ctx); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		resp, err := p.model.Infer(ctx, req)
-		if err == nil {
-			p.m.latency.WithLabelValues("ok").Observe(time.Since(start).Seconds())
-			return resp, nil
-		}
-		p.m.latency.WithLabelValues("error").Observe(time.Since(start).Seconds())
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		ce := protocols.AsCallError(err)
-		if !ce.Transient {
-			return nil, ce
-		}
-		p.gate.suspect()
-		if attempt >= p.cfg.MaxAttempts {
-			ce.Reason = protocols.ReasonRetriesExhausted
-			ce.Msg = fmt.Sprintf("%s, %d attempts", ce.Msg, attempt)
-			return nil, ce
-		}
-		p.m.retries.Inc()
-		p.log.Debug("model call failed, retrying", "attempt", attempt, "puid", req.Puid, "error", ce)
-		select {
-		case <-time.After(p.backoff(attempt)):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+// forwarded are the record's headers as the nodes get them: every one, as the legacy executor sends
+// them (the clients leave out those their transport reserves).
+func forwarded(hs []ckafka.Header) []protocols.Header {
+	if len(hs) == 0 {
+		return nil
 	}
+	out := make([]protocols.Header, len(hs))
+	for i, h := range hs {
+		out[i] = protocols.Header{Key: h.Key, Value: string(h.Value)}
+	}
+	return out
 }
 
-// backoff is the wait after the attempt-th failure: exponential from MODEL_BACKOFF_MIN, capped at
-// MODEL_BACKOFF_MAX, with jitter over its upper half so that retries of many records spread out.
+// backoff is the wait before the attempt-th re-send of an error record the broker refused.
 func (p *pipeline) backoff(attempt int) time.Duration {
-	d := p.cfg.BackoffMax
-	if attempt < 32 {
-		if e := p.cfg.BackoffMin << (attempt - 1); e > 0 && e < d && e>>(attempt-1) == p.cfg.BackoffMin { // no bits shifted out
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
+	return protocols.Backoff{Min: p.cfg.BackoffMin, Max: p.cfg.BackoffMax}.Delay(attempt)
 }
 
 // ---- encode, produce ----
@@ -440,11 +414,17 @@ func (p *pipeline) answer(j *job, resp *protocols.Response) {
 }
 
 // fail replaces a record's answer with an error record: its original key, value and headers, and
-// headers that say what went wrong.
-func (p *pipeline) fail(j *job, ce *protocols.CallError, stage string) {
+// headers that say what went wrong and, in a graph, at which node.
+func (p *pipeline) fail(j *job, err error, stage string) {
+	ce := protocols.AsCallError(err)
+	var ne *graph.NodeError
+	errors.As(err, &ne)
 	p.m.errors.WithLabelValues(ce.Reason).Inc()
+	if ne != nil {
+		p.m.nodeErrors.WithLabelValues(ne.Node, ce.Reason).Inc()
+	}
 	p.log.Warn("record not served", "reason", ce.Reason, "stage", stage, "partition", j.part, "offset", j.offset,
-		"puid", j.puid, "error", ce.Error())
+		"puid", j.puid, "error", err.Error())
 	msg := protocols.Truncate(ce.Error(), 1024)
 	hs := append([]ckafka.Header(nil), j.in.Headers...)
 	hs = kafka.SetHeader(hs, HeaderPuid, j.puid)
@@ -461,6 +441,11 @@ func (p *pipeline) fail(j *job, ce *protocols.CallError, stage string) {
 	}
 	if ce.Code != "" {
 		hs = append(hs, ckafka.Header{Key: HeaderErrorCode, Value: []byte(ce.Code)})
+	}
+	if ne != nil {
+		hs = append(hs,
+			ckafka.Header{Key: HeaderErrorNode, Value: []byte(ne.Node)},
+			ckafka.Header{Key: HeaderErrorMethod, Value: []byte(ne.Method)})
 	}
 	j.kind = kindError
 	j.out = &ckafka.Message{
@@ -635,45 +620,6 @@ func (p *pipeline) kafkaError(client string, e ckafka.Error) {
 		}
 	}
 	p.log.Warn("kafka "+client+" error", "code", e.Code().String(), "error", e.Error())
-}
-
-// watchModel keeps the gate in step with the model's readiness: every second while ready, faster while
-// not, and at once after a failed call.
-func (p *pipeline) watchModel(ctx context.Context) {
-	check := func() {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := p.model.Ready(cctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if p.gate.set(err == nil) {
-			if err == nil {
-				p.m.ready.WithLabelValues("model").Set(1)
-				p.log.Info("model ready", "model", p.cfg.Model.Name)
-			} else {
-				p.m.ready.WithLabelValues("model").Set(0)
-				p.log.Warn("model not ready; fetching paused", "model", p.cfg.Model.Name, "error", err)
-			}
-		}
-	}
-	check()
-	for {
-		every := time.Second
-		if !p.gate.isOpen() {
-			every = 250 * time.Millisecond
-		}
-		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-p.gate.probe:
-			t.Stop()
-		case <-t.C:
-		}
-		check()
-	}
 }
 
 // watchBroker asks the cluster for the topics' metadata: the broker is up when it answers and every

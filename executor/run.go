@@ -8,18 +8,15 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/seldon-kafka/sidecar/executor/graph"
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
-	"github.com/seldon-kafka/sidecar/protocols/grpc"
-	"github.com/seldon-kafka/sidecar/protocols/rest"
-	"github.com/seldon-kafka/sidecar/protocols/seldon"
-	"github.com/seldon-kafka/sidecar/protocols/tensorflow"
-	v2 "github.com/seldon-kafka/sidecar/protocols/v2"
 	"github.com/seldon-kafka/sidecar/tls"
 )
 
@@ -35,25 +32,29 @@ type Executor struct {
 
 // New builds the sidecar from a checked Config.
 func New(cfg Config, log *slog.Logger) (*Executor, error) {
-	model, err := modelClient(cfg)
+	m := newMetrics(cfg.Graph)
+	g := newGate()
+	walker, err := newWalker(cfg, g, m)
 	if err != nil {
 		return nil, err
 	}
 	logSecurity(log, cfg)
 	consumer, producer, err := newClients(cfg, cfg.Security)
 	if err != nil {
+		_ = walker.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort)))
 	if err != nil {
 		producer.Close()
 		consumer.Close()
+		_ = walker.Close()
 		return nil, fmt.Errorf("--http_port: %w", err)
 	}
 	e := &Executor{
 		cfg:      cfg,
 		log:      log,
-		p:        newPipeline(cfg, log, consumer, producer, model, newMetrics()),
+		p:        newPipeline(cfg, log, consumer, producer, walker, g, m),
 		listener: ln,
 	}
 	if cfg.Security != nil {
@@ -62,42 +63,17 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	return e, nil
 }
 
-func modelClient(cfg Config) (protocols.Client, error) {
-	if cfg.Transport == "grpc" {
-		var proto grpc.Protocol
-		switch cfg.Protocol {
-		case protocols.Seldon:
-			proto = seldon.GRPC
-		case protocols.Tensorflow:
-			proto = tensorflow.GRPC
-		case protocols.V2:
-			proto = v2.GRPC
-		default:
-			return nil, fmt.Errorf("protocol %q has no gRPC client", cfg.Protocol)
-		}
-		return grpc.New(proto, grpc.Options{
-			Target:  cfg.Model.Address("grpc"),
-			Model:   cfg.Model.Name,
-			Timeout: cfg.ModelTimeout,
-		})
-	}
-	var proto rest.Protocol
-	switch cfg.Protocol {
-	case protocols.Seldon:
-		proto = seldon.REST
-	case protocols.Tensorflow:
-		proto = tensorflow.REST
-	case protocols.V2:
-		proto = v2.REST
-	default:
-		return nil, fmt.Errorf("protocol %q has no REST client", cfg.Protocol)
-	}
-	return rest.New(proto, rest.Options{
-		BaseURL:  cfg.Model.RESTBase(),
-		Model:    cfg.Model.Name,
-		Timeout:  cfg.ModelTimeout,
-		MaxConns: cfg.Workers,
-	}), nil
+// newWalker builds the graph's node clients with the model settings.
+func newWalker(cfg Config, g *gate, m *metrics) (*graph.Walker, error) {
+	return graph.New(cfg.Graph, graph.Options{
+		Timeout:          cfg.ModelTimeout,
+		MaxAttempts:      cfg.MaxAttempts,
+		Backoff:          protocols.Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax},
+		MaxConns:         cfg.Workers,
+		RoutingInjection: cfg.RoutingInjection,
+		Gate:             g,
+		Observer:         m,
+	})
 }
 
 // HealthAddr is the address /live, /ready and the metrics are served on.
@@ -111,7 +87,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	log := e.log
 	log.Info("starting", "brokers", e.cfg.Brokers, "input", e.cfg.InputTopic, "output", e.cfg.OutputTopic,
 		"errors", e.cfg.ErrorTopic, "group", e.cfg.GroupID, "protocol", e.cfg.Protocol, "transport", e.cfg.Transport,
-		"model", e.cfg.Model.Name, "model_address", e.cfg.Model.Address(e.cfg.Transport), "workers", e.cfg.Workers,
+		"graph", graphSummary(e.cfg.Graph), "workers", e.cfg.Workers,
 		"predictor_from", e.cfg.PredictorSource, "health", e.HealthAddr())
 	for _, f := range e.cfg.IgnoredFlags {
 		log.Warn("ignored: not used by the Kafka executor", "setting", f)
@@ -138,7 +114,7 @@ func (e *Executor) Run(ctx context.Context) error {
 			log.Error("health server", "error", err)
 		}
 	})
-	goFn(&helpers, func() { p.watchModel(bg) })
+	goFn(&helpers, func() { p.watchGraph(bg) })
 
 	var workers sync.WaitGroup
 	for range e.cfg.Workers {
@@ -169,7 +145,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	cancel()
 	stopBg()
 	helpers.Wait()
-	_ = p.model.Close()
+	_ = p.graph.Close()
 	log.Info("stopped", "clean", runErr == nil)
 	return runErr
 }
@@ -228,4 +204,19 @@ func forwardLogs(log *slog.Logger, client string, ch chan ckafka.LogEvent) {
 	for ev := range ch {
 		log.Log(context.Background(), kafka.LogLevel(ev.Level), ev.Message, "client", client, "facility", ev.Tag)
 	}
+}
+
+// graphSummary names each node called and where, for the start-up log: "transformer@localhost:9000 …".
+func graphSummary(g *graph.Graph) string {
+	var b strings.Builder
+	for _, n := range g.Nodes {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(n.Name)
+		if n.Calls() {
+			b.WriteString("@" + n.Address(g.Transport))
+		}
+	}
+	return b.String()
 }

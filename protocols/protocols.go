@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -35,23 +37,46 @@ func ParseName(s string) (Name, error) {
 	return "", fmt.Errorf("unknown protocol %q (want seldon, tensorflow or v2)", s)
 }
 
-// Request is one inference request as it came off the input topic.
+// Method is what a call asks of a graph node: the Seldon predictive unit's methods, each a path (REST)
+// or a service (gRPC) of the node's container.
+type Method string
+
+const (
+	Predict         Method = "predict"
+	TransformInput  Method = "transform-input"
+	TransformOutput Method = "transform-output"
+	Route           Method = "route"
+	Aggregate       Method = "aggregate"
+)
+
+// Header is a request record's header, forwarded to every node the request visits: HTTP headers over
+// REST, gRPC metadata over gRPC.
+type Header struct {
+	Key, Value string
+}
+
+// Request is one inference request on its way to a node: the record's value as it came off the input
+// topic, or the previous node's answer.
 type Request struct {
 	Body        []byte
 	ContentType string // the record's Content-Type header, empty when absent
 	ProtoName   string // the record's proto-name header (grpc transport)
 	Puid        string // the request id, forwarded to the model as Seldon-Puid
-	// Decoded is what a client's Check made of Body, kept so that Infer (and its retries) need not
-	// decode it again: the gRPC client keeps the parsed protobuf message here. Only the client that
-	// set it reads it.
+	// Headers are the record's other headers, forwarded with every call as the legacy executor does.
+	Headers []Header
+	// Decoded is the message Body holds, when a client has decoded it (the gRPC client keeps the parsed
+	// protobuf message here), so that calls and their retries need not decode it again. When Decoded is
+	// set, Body may be nil.
 	Decoded any
 }
 
-// Response is the model's answer, ready to be produced.
+// Response is a node's answer: the next node's request, or what is produced to Kafka.
 type Response struct {
 	Body        []byte
 	ContentType string
 	ProtoName   string // set for protobuf answers
+	// Decoded is the answer as a message (gRPC); Body is then nil until it is encoded for Kafka.
+	Decoded any
 }
 
 // Client calls one model endpoint. Implementations are safe for concurrent use.
@@ -73,6 +98,9 @@ const (
 	ReasonModelRejected    = "model_rejected"    // the model answered with a client error (4xx, InvalidArgument, ...)
 	ReasonRetriesExhausted = "retries_exhausted" // transient failures outlasted the retry budget
 	ReasonProduceFailed    = "produce_failed"    // the answer could not be written to the output topic
+	// ReasonInvalidAnswer: a graph node answered what the graph cannot use: a route to a child that does
+	// not exist, an answer that cannot be chained to the next node or combined with its siblings.
+	ReasonInvalidAnswer = "invalid_answer"
 )
 
 // CallError is a failed model call or a request rejected before the call.
@@ -132,4 +160,24 @@ func Truncate(s string, max int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// Backoff is capped exponential backoff with jitter: the wait after the n-th failure is Min·2ⁿ⁻¹, at most
+// Max, drawn from its upper half so that the retries of many records spread out.
+type Backoff struct {
+	Min, Max time.Duration
+}
+
+// Delay is the wait after the attempt-th failure (1-based).
+func (b Backoff) Delay(attempt int) time.Duration {
+	d := b.Max
+	if attempt >= 1 && attempt < 32 {
+		if e := b.Min << (attempt - 1); e > 0 && e < d && e>>(attempt-1) == b.Min { // no bits shifted out
+			d = e
+		}
+	}
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
 }

@@ -106,10 +106,45 @@ type PredictiveUnit struct {
 	Name           string           `json:"name"`
 	Type           string           `json:"type,omitempty"`
 	Implementation string           `json:"implementation,omitempty"`
+	Methods        []string         `json:"methods,omitempty"`
 	Endpoint       *Endpoint        `json:"endpoint,omitempty"`
 	Children       []PredictiveUnit `json:"children,omitempty"`
+	Parameters     []Parameter      `json:"parameters,omitempty"`
 	ModelURI       string           `json:"modelUri,omitempty"`
+	Logger         *Logger          `json:"logger,omitempty"`
 }
+
+// Parameter is a graph node's parameter, passed to its container (and read by the built-in units).
+type Parameter struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	Type  string `json:"type,omitempty"`
+}
+
+// Logger is a graph node's payload logger: where request and response payloads are sent, and which.
+type Logger struct {
+	URL  *string `json:"url,omitempty"`
+	Mode string  `json:"mode,omitempty"` // request | response | all
+}
+
+// The graph node types the operator writes (PredictiveUnitType).
+const (
+	TypeModel             = "MODEL"
+	TypeTransformer       = "TRANSFORMER"
+	TypeOutputTransformer = "OUTPUT_TRANSFORMER"
+	TypeRouter            = "ROUTER"
+	TypeCombiner          = "COMBINER"
+	TypeUnknown           = "UNKNOWN_TYPE"
+)
+
+// The graph node methods (PredictiveUnitMethod): what a node does besides, or instead of, what its type says.
+const (
+	MethodTransformInput  = "TRANSFORM_INPUT"
+	MethodTransformOutput = "TRANSFORM_OUTPUT"
+	MethodRoute           = "ROUTE"
+	MethodAggregate       = "AGGREGATE"
+	MethodSendFeedback    = "SEND_FEEDBACK"
+)
 
 // Endpoint is where the operator says a graph node listens. ServiceHost and the ports are filled in by
 // the operator before it encodes ENGINE_PREDICTOR; in a hand-written manifest they are usually absent.

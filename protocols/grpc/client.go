@@ -54,12 +54,6 @@ type Client struct {
 
 var _ protocols.Client = (*Client)(nil)
 
-// decoded is what Check keeps on a Request for Infer.
-type decoded struct {
-	msg    proto.Message
-	method *Method
-}
-
 // New returns a client for one model endpoint. It does not connect: the first call or readiness
 // check does.
 func New(p Protocol, o Options) (*Client, error) {
@@ -96,7 +90,7 @@ func New(p Protocol, o Options) (*Client, error) {
 func (c *Client) Registry() *Registry { return c.reg }
 
 // Check decodes the record's value as the type its proto-name names, fills in the model name where
-// the protocol wants one, and keeps the message on req for Infer.
+// the protocol wants one, and keeps the message on req for the calls.
 func (c *Client) Check(req *protocols.Request) error {
 	msg, m, err := c.reg.Decode(req.ProtoName, req.Body)
 	if err != nil {
@@ -105,39 +99,115 @@ func (c *Client) Check(req *protocols.Request) error {
 	if m.Prepare != nil {
 		m.Prepare(msg, c.opts.Model)
 	}
-	req.Decoded = &decoded{msg: msg, method: m}
+	req.Decoded = msg
 	return nil
 }
 
-// Infer calls the RPC for the request's type and returns the model's answer as binary protobuf, with
-// ProtoName set to the answer's type.
+// Infer calls the Predict RPC for the request's type and returns the model's answer as binary
+// protobuf, with ProtoName set to the answer's type.
 func (c *Client) Infer(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
-	d, ok := req.Decoded.(*decoded)
+	resp, err := c.Call(ctx, protocols.Predict, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := Encode(resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Call calls the RPC that serves a node method for the request's type. The answer is kept decoded
+// (Response.Decoded), for the next node; Encode gives it its bytes.
+func (c *Client) Call(ctx context.Context, node protocols.Method, req *protocols.Request) (*protocols.Response, error) {
+	msg, ok := req.Decoded.(proto.Message)
 	if !ok {
 		if err := c.Check(req); err != nil {
 			return nil, err
 		}
-		d = req.Decoded.(*decoded)
+		msg = req.Decoded.(proto.Message)
+	}
+	reqType := msg.ProtoReflect().Descriptor().FullName()
+	m := c.reg.For(node, reqType)
+	if m == nil {
+		return nil, &protocols.CallError{Reason: protocols.ReasonInvalidAnswer,
+			Msg: fmt.Sprintf("the %s protocol has no %s RPC that takes a %s", c.proto.Name, node, reqType)}
 	}
 	if c.opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
 		defer cancel()
 	}
-	if req.Puid != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, puidMetadata, req.Puid)
-	}
-	out := d.method.Response.New().Interface()
-	if err := c.conn.Invoke(ctx, d.method.FullMethod, d.msg, out); err != nil {
+	ctx = outgoing(ctx, req)
+	out := m.Response.New().Interface()
+	if err := c.conn.Invoke(ctx, m.FullMethod, msg, out); err != nil {
 		return nil, CallError(err)
 	}
-	// Deterministic, so that the same answer is the same bytes (map order would vary otherwise).
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
-	if err != nil {
-		return nil, &protocols.CallError{Reason: protocols.ReasonModelRejected,
-			Msg: "encoding the model's " + string(out.ProtoReflect().Descriptor().FullName()), Err: err}
+	return &protocols.Response{Decoded: out, ContentType: ContentType, ProtoName: string(out.ProtoReflect().Descriptor().FullName())}, nil
+}
+
+// Encode gives a decoded answer its bytes, once: deterministic, so that the same answer is the same
+// bytes (map order would vary otherwise).
+func Encode(r *protocols.Response) error {
+	msg, ok := r.Decoded.(proto.Message)
+	if r.Body != nil || !ok {
+		return nil
 	}
-	return &protocols.Response{Body: body, ContentType: ContentType, ProtoName: string(out.ProtoReflect().Descriptor().FullName())}, nil
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	if err != nil {
+		return &protocols.CallError{Reason: protocols.ReasonModelRejected,
+			Msg: "encoding the model's " + string(msg.ProtoReflect().Descriptor().FullName()), Err: err}
+	}
+	if body == nil {
+		body = []byte{} // an empty message is a valid answer: no bytes, but not "not encoded"
+	}
+	r.Body = body
+	return nil
+}
+
+// outgoing puts the request id and the record's headers in the call's metadata, as the legacy executor
+// sends them. Headers gRPC reserves or cannot carry are left out.
+func outgoing(ctx context.Context, req *protocols.Request) context.Context {
+	md := metadata.MD{}
+	for _, h := range req.Headers {
+		k := strings.ToLower(h.Key)
+		if validMetadata(k, h.Value) {
+			md.Append(k, h.Value)
+		}
+	}
+	if req.Puid != "" {
+		md.Set(puidMetadata, req.Puid)
+	}
+	if len(md) == 0 {
+		return ctx
+	}
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// validMetadata accepts what gRPC lets a client send: a key of [0-9a-z-_.] that gRPC does not reserve
+// (grpc-*, content-type, te, user-agent, the request id set separately), and a printable ASCII value
+// unless the key is a -bin one.
+func validMetadata(k, v string) bool {
+	switch {
+	case k == "" || strings.HasPrefix(k, "grpc-"):
+		return false
+	case k == "content-type" || k == "te" || k == "user-agent" || k == puidMetadata:
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	if strings.HasSuffix(k, "-bin") {
+		return true
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // Transient reports whether a call that failed with code may succeed if made again: the model is

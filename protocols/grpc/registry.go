@@ -20,6 +20,9 @@ type Conn = grpc.ClientConnInterface
 
 // Method is one request type a protocol takes and the RPC that serves it.
 type Method struct {
+	// Node is the graph node method the RPC serves; empty is Predict. Records are decoded only as
+	// Predict requests: the other methods are called by the graph walk with a node's answer.
+	Node protocols.Method
 	// FullMethod is the RPC's path, e.g. "/tensorflow.serving.PredictionService/Predict"; the
 	// generated *_FullMethodName constants hold them.
 	FullMethod string
@@ -39,37 +42,81 @@ type Protocol struct {
 	// ModelReady). A codes.Unimplemented answer means the server has no such check, and the client
 	// falls back to the gRPC health service, then to a TCP connect.
 	Ready func(ctx context.Context, cc Conn, model string) error
+	// TransformByPredict says that transformers are called as models, with the Predict method of the
+	// request's type (TF Serving, v2: the protocol has no transformer service).
+	TransformByPredict bool
 }
 
 // Registry maps a record's proto-name header to the request type and RPC of one protocol. Names of
 // other protocols' requests, of responses, or of no known message are refused: the sidecar serves
 // one protocol, and a request it cannot route is an error record, never a guess.
 type Registry struct {
-	protocol protocols.Name
-	byName   map[protoreflect.FullName]*Method
-	names    []string // accepted proto-names, sorted, for error messages
+	protocol  protocols.Name
+	byName    map[protoreflect.FullName]*Method // the Predict methods, by request type: what a record may be
+	byNode    map[nodeKey]*Method
+	transform bool     // Protocol.TransformByPredict
+	names     []string // accepted proto-names, sorted, for error messages
+}
+
+type nodeKey struct {
+	node protocols.Method
+	req  protoreflect.FullName
 }
 
 // NewRegistry indexes a protocol's methods by the full name of their request type.
 func NewRegistry(p Protocol) (*Registry, error) {
-	r := &Registry{protocol: p.Name, byName: make(map[protoreflect.FullName]*Method, len(p.Methods))}
+	r := &Registry{protocol: p.Name, byName: make(map[protoreflect.FullName]*Method, len(p.Methods)),
+		byNode: make(map[nodeKey]*Method, len(p.Methods)), transform: p.TransformByPredict}
 	for i := range p.Methods {
 		m := &p.Methods[i]
 		if m.Request == nil || m.Response == nil || m.FullMethod == "" {
 			return nil, fmt.Errorf("protocol %s: method %d lacks a request type, response type or RPC", p.Name, i)
 		}
-		name := m.Request.Descriptor().FullName()
-		if _, dup := r.byName[name]; dup {
-			return nil, fmt.Errorf("protocol %s: two methods take %s", p.Name, name)
+		if m.Node == "" {
+			m.Node = protocols.Predict
 		}
-		r.byName[name] = m
-		r.names = append(r.names, string(name))
+		name := m.Request.Descriptor().FullName()
+		key := nodeKey{m.Node, name}
+		if _, dup := r.byNode[key]; dup {
+			return nil, fmt.Errorf("protocol %s: two %s methods take %s", p.Name, m.Node, name)
+		}
+		r.byNode[key] = m
+		if m.Node == protocols.Predict {
+			r.byName[name] = m
+			r.names = append(r.names, string(name))
+		}
 	}
 	if len(r.names) == 0 {
 		return nil, fmt.Errorf("protocol %s has no gRPC methods", p.Name)
 	}
 	slices.Sort(r.names)
 	return r, nil
+}
+
+// For returns the RPC that serves a node method for a request of the given type, or nil when the
+// protocol has none.
+func (r *Registry) For(node protocols.Method, req protoreflect.FullName) *Method {
+	if m := r.byNode[nodeKey{node, req}]; m != nil {
+		return m
+	}
+	if r.transform && (node == protocols.TransformInput || node == protocols.TransformOutput) {
+		return r.byNode[nodeKey{protocols.Predict, req}]
+	}
+	return nil
+}
+
+// Serves reports whether the protocol has an RPC for a node method, for any request type: whether a
+// graph that needs the method can be served at all.
+func (r *Registry) Serves(node protocols.Method) bool {
+	if r.transform && (node == protocols.TransformInput || node == protocols.TransformOutput) {
+		node = protocols.Predict
+	}
+	for k := range r.byNode {
+		if k.node == node {
+			return true
+		}
+	}
+	return false
 }
 
 // Names are the proto-names the registry accepts, sorted.

@@ -16,13 +16,16 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/seldon-kafka/sidecar/protocols"
 )
 
 // Protocol is what differs between the protocols over REST.
 type Protocol struct {
-	Name      protocols.Name
-	InferPath func(model string) string
+	Name protocols.Name
+	// Path is the path of a node method for the node named model.
+	Path      func(m protocols.Method, model string) string
 	ReadyPath func(model string) string
 	// ReadyOnNotFound takes a 404 from ReadyPath as ready: the server is up but has no such check.
 	ReadyOnNotFound bool
@@ -40,12 +43,16 @@ type Options struct {
 	MaxConns int
 	// MaxResponseBytes bounds a model's answer; a larger one fails the call instead of exhausting memory.
 	MaxResponseBytes int64
+	// Transport, when set, is the connection pool to use, shared with the clients of the graph's other
+	// nodes; New makes one of its own otherwise.
+	Transport *http.Transport
 }
 
 // Client is a protocols.Client over HTTP.
 type Client struct {
 	proto     Protocol
 	opts      Options
+	base      string
 	inferURL  string
 	readyURL  string
 	http      *http.Client
@@ -63,28 +70,38 @@ func New(p Protocol, o Options) *Client {
 		o.MaxResponseBytes = 64 << 20
 	}
 	base := strings.TrimRight(o.BaseURL, "/")
-	tr := &http.Transport{
-		Proxy: nil, // the model is in the same pod: an HTTP_PROXY from the environment must not apply
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          o.MaxConns,
-		MaxIdleConnsPerHost:   o.MaxConns,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 0, // the per-call timeout covers it
-		ForceAttemptHTTP2:     false,
+	tr := o.Transport
+	if tr == nil {
+		tr = NewTransport(o.MaxConns)
 	}
 	return &Client{
 		proto:    p,
 		opts:     o,
-		inferURL: base + p.InferPath(o.Model),
+		base:     base,
+		inferURL: base + p.Path(protocols.Predict, o.Model),
 		readyURL: base + p.ReadyPath(o.Model),
 		// A redirect would turn the POST into a GET; the model's answer is whatever it says first.
 		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}},
 		transport: tr,
+	}
+}
+
+// NewTransport is the connection pool for model containers, keeping up to maxConns connections per
+// container so that no call waits for one.
+func NewTransport(maxConns int) *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // the model is in the same pod: an HTTP_PROXY from the environment must not apply
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          maxConns,
+		MaxIdleConnsPerHost:   maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 0, // the per-call timeout covers it
+		ForceAttemptHTTP2:     false,
 	}
 }
 
@@ -108,14 +125,33 @@ func (c *Client) Check(req *protocols.Request) error {
 
 // Infer posts the request body to the protocol's inference path, unchanged.
 func (c *Client) Infer(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
+	return c.post(ctx, c.inferURL, req)
+}
+
+// Call posts the request body, unchanged, to the path of a node method.
+func (c *Client) Call(ctx context.Context, m protocols.Method, req *protocols.Request) (*protocols.Response, error) {
+	if m == protocols.Predict {
+		return c.post(ctx, c.inferURL, req)
+	}
+	return c.post(ctx, c.base+c.proto.Path(m, c.opts.Model), req)
+}
+
+func (c *Client) post(ctx context.Context, url string, req *protocols.Request) (*protocols.Response, error) {
 	if c.opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
 		defer cancel()
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.inferURL, bytes.NewReader(req.Body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(req.Body))
 	if err != nil {
 		return nil, &protocols.CallError{Reason: protocols.ReasonInvalidRequest, Msg: "building the model request", Err: err}
+	}
+	// The record's headers go to every node, as the legacy executor sends them; those that describe the
+	// HTTP message itself are this request's own.
+	for _, h := range req.Headers {
+		if forwardable(h) {
+			hreq.Header.Add(h.Key, h.Value)
+		}
 	}
 	ct := req.ContentType
 	if ct == "" {
@@ -173,6 +209,17 @@ func (c *Client) Ready(ctx context.Context) error {
 func (c *Client) Close() error {
 	c.transport.CloseIdleConnections()
 	return nil
+}
+
+// forwardable says whether a record header may be sent as an HTTP header: not one that frames the
+// message (the client sets those), and a valid field name and value.
+func forwardable(h protocols.Header) bool {
+	switch http.CanonicalHeaderKey(h.Key) {
+	case "Content-Type", "Content-Length", "Content-Encoding", "Transfer-Encoding", "Host", "Connection",
+		"Keep-Alive", "Te", "Trailer", "Upgrade", "Proxy-Connection", "Expect", "Seldon-Puid":
+		return false
+	}
+	return httpguts.ValidHeaderFieldName(h.Key) && httpguts.ValidHeaderFieldValue(h.Value)
 }
 
 // Retryable statuses: the server is overloaded, restarting or timed out, not refusing the request.

@@ -30,6 +30,8 @@ var GRPC = grpc.Protocol{
 		},
 	}},
 	Ready: ready,
+	// v2 has no transformer service: a transformer is a model whose output is the next request.
+	TransformByPredict: true,
 }
 
 func ready(ctx context.Context, cc grpc.Conn, model string) error {

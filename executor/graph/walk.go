@@ -1,0 +1,434 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/seldon-kafka/sidecar/protocols"
+	"github.com/seldon-kafka/sidecar/protocols/grpc"
+	"github.com/seldon-kafka/sidecar/protocols/rest"
+	"github.com/seldon-kafka/sidecar/protocols/seldon"
+	"github.com/seldon-kafka/sidecar/protocols/tensorflow"
+	v2 "github.com/seldon-kafka/sidecar/protocols/v2"
+)
+
+// Options configure a Walker.
+type Options struct {
+	// Timeout bounds one call to one node; 0 means none (the caller's context still applies).
+	Timeout time.Duration
+	// MaxAttempts is the number of calls to a node, for one request, before a transient failure is the
+	// record's error. Calls made while the Gate is closed do not count: they wait.
+	MaxAttempts int
+	// Backoff is the wait between attempts.
+	Backoff protocols.Backoff
+	// MaxConns is the number of connections kept to each node's container (REST); at least the calls in
+	// flight, so that no call waits for a connection.
+	MaxConns int
+	// RoutingInjection writes the routes taken into every answer's meta.routing, as the legacy executor
+	// does when SELDON_ENABLE_ROUTING_INJECTION is set.
+	RoutingInjection bool
+	// Gate, when set, is waited at before every call: closed while the graph is not ready.
+	Gate Gate
+	// Observer, when set, is told of every call and retry (metrics).
+	Observer Observer
+}
+
+// Gate holds calls while the graph is not ready, so that a node that is down costs waiting, not retries.
+type Gate interface {
+	// Wait returns when calls may be made, or with ctx's error.
+	Wait(ctx context.Context) error
+	// Suspect says a call failed in a way that a node going down would explain: check readiness now.
+	Suspect()
+}
+
+// Observer is told of the calls the walk makes.
+type Observer interface {
+	Called(node string, m protocols.Method, d time.Duration, err error)
+	Retried(node string, m protocols.Method)
+}
+
+// caller is a node's container: a protocols client for one endpoint.
+type caller interface {
+	Check(req *protocols.Request) error
+	Call(ctx context.Context, m protocols.Method, req *protocols.Request) (*protocols.Response, error)
+	Ready(ctx context.Context) error
+	Close() error
+}
+
+// NodeError is a request a graph node could not serve: the node, the method called, and why.
+type NodeError struct {
+	Node   string
+	Method protocols.Method
+	Err    *protocols.CallError
+}
+
+func (e *NodeError) Error() string { return fmt.Sprintf("node %s (%s): %v", e.Node, e.Method, e.Err) }
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// Walker walks a graph for every request: one Predict per record. It is safe for concurrent use.
+type Walker struct {
+	g       *Graph
+	opts    Options
+	clients map[*Node]caller
+	entry   caller // the first node the request reaches, which checks it (Check)
+}
+
+// New builds the clients of every node that is called. It connects nothing: the first call or
+// readiness check does.
+func New(g *Graph, o Options) (*Walker, error) {
+	if o.MaxAttempts < 1 {
+		o.MaxAttempts = 1
+	}
+	w := &Walker{g: g, opts: o, clients: map[*Node]caller{}}
+	var shared *http.Transport
+	if g.Transport != "grpc" {
+		shared = rest.NewTransport(max(o.MaxConns, 1))
+	}
+	for _, n := range g.Nodes {
+		if !n.Calls() {
+			continue
+		}
+		c, err := w.client(n, shared)
+		if err != nil {
+			_ = w.Close()
+			return nil, fmt.Errorf("graph node %s: %w", n.Name, err)
+		}
+		w.clients[n] = c
+		if w.entry == nil {
+			w.entry = c
+		}
+	}
+	if w.entry == nil {
+		return nil, errors.New("the graph calls no node's container")
+	}
+	return w, nil
+}
+
+func (w *Walker) client(n *Node, shared *http.Transport) (caller, error) {
+	if w.g.Transport == "grpc" {
+		var p grpc.Protocol
+		switch w.g.Protocol {
+		case protocols.Seldon:
+			p = seldon.GRPC
+		case protocols.Tensorflow:
+			p = tensorflow.GRPC
+		case protocols.V2:
+			p = v2.GRPC
+		default:
+			return nil, fmt.Errorf("protocol %q has no gRPC client", w.g.Protocol)
+		}
+		return grpc.New(p, grpc.Options{Target: n.Address("grpc"), Model: n.Name, Timeout: w.opts.Timeout})
+	}
+	var p rest.Protocol
+	switch w.g.Protocol {
+	case protocols.Seldon:
+		p = seldon.REST
+	case protocols.Tensorflow:
+		p = tensorflow.REST
+	case protocols.V2:
+		p = v2.REST
+	default:
+		return nil, fmt.Errorf("protocol %q has no REST client", w.g.Protocol)
+	}
+	return rest.New(p, rest.Options{BaseURL: "http://" + n.Address("rest"), Model: n.Name, Timeout: w.opts.Timeout,
+		MaxConns: w.opts.MaxConns, Transport: shared}), nil
+}
+
+// Graph is the graph walked.
+func (w *Walker) Graph() *Graph { return w.g }
+
+// Check rejects a request no walk could serve (not JSON of the protocol, a wrong proto-name, …) with a
+// *protocols.CallError whose Reason is invalid_request, before any call. Over gRPC it keeps the decoded
+// message on req.
+func (w *Walker) Check(req *protocols.Request) error { return w.entry.Check(req) }
+
+// record is what one walk shares between its steps and branches.
+type record struct {
+	puid    string
+	headers []protocols.Header
+	mu      sync.Mutex
+	routes  map[string]int32 // nil unless routing is injected
+}
+
+func (r *record) route(node string, v int32) {
+	if r.routes == nil {
+		return
+	}
+	r.mu.Lock()
+	r.routes[node] = v
+	r.mu.Unlock()
+}
+
+func (r *record) snapshot() map[string]int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.routes)
+}
+
+// Predict walks the graph for one request and returns the answer, encoded for Kafka. A failure is a
+// *NodeError naming the node, or ctx's error when ctx ended first.
+func (w *Walker) Predict(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
+	r := &record{puid: req.Puid, headers: req.Headers}
+	if w.opts.RoutingInjection {
+		r.routes = map[string]int32{}
+	}
+	in := message{body: req.Body, contentType: req.ContentType, protoName: req.ProtoName, request: true}
+	if d, ok := req.Decoded.(proto.Message); ok {
+		in.decoded = d
+	}
+	out, err := w.walk(ctx, r, w.g.Root, in)
+	if err != nil {
+		return nil, err
+	}
+	resp := &protocols.Response{Body: out.body, ContentType: out.contentType, ProtoName: out.protoName, Decoded: out.decoded}
+	if w.g.Transport == "grpc" {
+		resp.ContentType = grpc.ContentType
+		if err := grpc.Encode(resp); err != nil {
+			return nil, err
+		}
+	} else if resp.ContentType == "" {
+		resp.ContentType = "application/json"
+	}
+	return resp, nil
+}
+
+// walk is the legacy executor's Predict at one node: transform the input (or predict), pass the result
+// to the children a router picks (all by default, in parallel), combine their answers, transform the
+// output, and write the routes taken into the answer when asked.
+func (w *Walker) walk(ctx context.Context, r *record, n *Node, m message) (message, error) {
+	var err error
+	if n.In != "" {
+		if m, err = w.call(ctx, r, n, n.In, m, true); err != nil {
+			return message{}, err
+		}
+		r.route(n.Name, -1)
+	}
+	if len(n.Children) > 0 {
+		if m, err = w.children(ctx, r, n, m); err != nil {
+			return message{}, err
+		}
+	}
+	if n.Out {
+		if m, err = w.call(ctx, r, n, protocols.TransformOutput, m, true); err != nil {
+			return message{}, err
+		}
+	}
+	if r.routes != nil {
+		m = w.g.inject(m, r.snapshot())
+		if m.decoded != nil {
+			m.body = nil // rewritten: encoded again at the end
+		}
+	}
+	return m, nil
+}
+
+func (w *Walker) children(ctx context.Context, r *record, n *Node, m message) (message, error) {
+	route := -1
+	switch n.Route {
+	case routeCall:
+		ans, err := w.call(ctx, r, n, protocols.Route, m, false)
+		if err != nil {
+			return message{}, err
+		}
+		if route, err = w.g.routeOf(ans); err != nil {
+			return message{}, &NodeError{Node: n.Name, Method: protocols.Route, Err: protocols.AsCallError(err)}
+		}
+	case routeABTest:
+		route = 1
+		if rand.Float64() < n.RatioA {
+			route = 0
+		}
+	}
+	var answers []message
+	picked := n.Children
+	switch {
+	case route == -1:
+		var err error
+		if answers, err = w.all(ctx, r, n.Children, m); err != nil {
+			return message{}, err
+		}
+		r.route(n.Name, -1)
+	case route == -2:
+		// No child: the request itself is the answer, as far as this node goes.
+		r.route(n.Name, -2)
+		return m, nil
+	case route >= 0 && route < len(n.Children):
+		picked = n.Children[route : route+1]
+		a, err := w.walk(ctx, r, picked[0], m)
+		if err != nil {
+			return message{}, err
+		}
+		r.route(n.Name, int32(route))
+		answers = []message{a}
+	default:
+		return message{}, &NodeError{Node: n.Name, Method: protocols.Route, Err: invalidAnswer(
+			"the router chose child %d, and the node has %d children (0 to %d; -1 is all of them, -2 none)",
+			route, len(n.Children), len(n.Children)-1)}
+	}
+	if !n.Aggregate {
+		return answers[0], nil
+	}
+	r.route(n.Name, -1)
+	req, err := w.g.combine(picked, answers)
+	if err != nil {
+		return message{}, &NodeError{Node: n.Name, Method: protocols.Aggregate, Err: protocols.AsCallError(err)}
+	}
+	return w.call(ctx, r, n, protocols.Aggregate, req, false)
+}
+
+// all walks every child at once, each with the same request. The first child to fail (in time) is the
+// walk's failure, and the others are stopped.
+func (w *Walker) all(ctx context.Context, r *record, children []*Node, m message) ([]message, error) {
+	answers := make([]message, len(children))
+	if len(children) == 1 {
+		a, err := w.walk(ctx, r, children[0], m)
+		answers[0] = a
+		return answers, err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for i, c := range children {
+		wg.Go(func() {
+			a, err := w.walk(cctx, r, c, m)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
+				return
+			}
+			answers[i] = a
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, first
+	}
+	return answers, nil
+}
+
+// call makes one node method's call, chaining the message into a request of the protocol first when
+// the method takes one.
+func (w *Walker) call(ctx context.Context, r *record, n *Node, method protocols.Method, m message, chain bool) (message, error) {
+	if chain {
+		var err error
+		if m, err = w.g.chain(n, m); err != nil {
+			return message{}, &NodeError{Node: n.Name, Method: method, Err: protocols.AsCallError(err)}
+		}
+	}
+	resp, err := w.invoke(ctx, n, method, m.asRequest(r))
+	if err != nil {
+		if ctx.Err() != nil {
+			return message{}, ctx.Err()
+		}
+		return message{}, &NodeError{Node: n.Name, Method: method, Err: protocols.AsCallError(err)}
+	}
+	return fromResponse(resp), nil
+}
+
+// invoke calls a node, retrying transient failures with capped exponential backoff and jitter. Only
+// calls made while the gate is open count against the attempts: while it is closed, the call waits.
+func (w *Walker) invoke(ctx context.Context, n *Node, method protocols.Method, req *protocols.Request) (*protocols.Response, error) {
+	c := w.clients[n]
+	for attempt := 1; ; attempt++ {
+		if w.opts.Gate != nil {
+			if err := w.opts.Gate.Wait(ctx); err != nil {
+				return nil, err
+			}
+		}
+		start := time.Now()
+		resp, err := c.Call(ctx, method, req)
+		if w.opts.Observer != nil {
+			w.opts.Observer.Called(n.Name, method, time.Since(start), err)
+		}
+		if err == nil {
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		ce := protocols.AsCallError(err)
+		if !ce.Transient {
+			return nil, ce
+		}
+		if w.opts.Gate != nil {
+			w.opts.Gate.Suspect()
+		}
+		if attempt >= w.opts.MaxAttempts {
+			ce.Reason = protocols.ReasonRetriesExhausted
+			ce.Msg = fmt.Sprintf("%s, %d attempts", ce.Msg, attempt)
+			return nil, ce
+		}
+		if w.opts.Observer != nil {
+			w.opts.Observer.Retried(n.Name, method)
+		}
+		t := time.NewTimer(w.opts.Backoff.Delay(attempt))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// NodeStatus is one node's readiness: Err is nil when it is ready.
+type NodeStatus struct {
+	Node    string
+	Address string
+	Err     error
+}
+
+// Ready asks every node that is called whether it can take requests now, all at once, and returns
+// their answers in the graph's order.
+func (w *Walker) Ready(ctx context.Context) []NodeStatus {
+	var out []NodeStatus
+	for _, n := range w.g.Nodes {
+		if w.clients[n] != nil {
+			out = append(out, NodeStatus{Node: n.Name, Address: n.Address(w.g.Transport)})
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range out {
+		c := w.clients[w.node(out[i].Node)]
+		wg.Go(func() { out[i].Err = c.Ready(ctx) })
+	}
+	wg.Wait()
+	return out
+}
+
+func (w *Walker) node(name string) *Node {
+	for _, n := range w.g.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Close closes every node's client.
+func (w *Walker) Close() error {
+	var errs []error
+	for _, c := range w.clients {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}

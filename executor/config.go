@@ -90,6 +90,7 @@ type Config struct {
 	Overrides []kafka.Override
 
 	HTTPPort        int
+	GRPCPort        int // the synchronous gRPC API's, with --transport=grpc
 	MetricsPath     string
 	ShutdownGrace   time.Duration
 	LogLevel        slog.Level
@@ -180,6 +181,7 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		Namespace:        f.Namespace,
 		Transport:        strings.ToLower(f.Transport),
 		HTTPPort:         f.HTTPPort,
+		GRPCPort:         f.GRPCPort,
 		MetricsPath:      f.PrometheusPath,
 		ShutdownGrace:    f.GracefulTimeout,
 		IgnoredFlags:     ignored,
@@ -244,6 +246,9 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	}
 	if c.HTTPPort < 0 || c.HTTPPort > 65535 {
 		return c, bad("--http_port", "%d is not a port", c.HTTPPort)
+	}
+	if c.GRPCPort < 0 || c.GRPCPort > 65535 {
+		return c, bad("--grpc_port", "%d is not a port", c.GRPCPort)
 	}
 	if !strings.HasPrefix(c.MetricsPath, "/") || c.MetricsPath == "/live" || c.MetricsPath == "/ready" {
 		return c, bad("--prometheus_path", "%q: want a path like /metrics", c.MetricsPath)

@@ -104,13 +104,14 @@ func (h *harness) args() []string {
 		transport = "rest"
 	}
 	return []string{"--server_type=kafka", "--sdep=iris", "--namespace=test", "--predictor=default",
-		"--protocol=" + h.protocol, "--transport=" + transport, "--http_port=0", "--graceful_timeout=20s",
+		"--protocol=" + h.protocol, "--transport=" + transport, "--http_port=0", "--grpc_port=0", "--graceful_timeout=20s",
 		"--log_level=WARN"}
 }
 
 // sidecar is an executor running in this process.
 type sidecar struct {
 	health string
+	grpc   string // the synchronous gRPC API, with --transport=grpc
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -135,7 +136,7 @@ func (h *harness) start() *sidecar {
 		h.t.Fatalf("executor.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sidecar{health: e.HealthAddr(), cancel: cancel, done: make(chan error, 1)}
+	s := &sidecar{health: e.HealthAddr(), grpc: e.GRPCAddr(), cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- e.Run(ctx) }()
 	h.t.Cleanup(func() { s.stop(h.t) })
 	return s

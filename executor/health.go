@@ -13,9 +13,13 @@ import (
 // A rebalance waits at most 10 s for records in flight, so a live loop always turns well within it.
 const livenessWindow = 60 * time.Second
 
-func (e *Executor) healthHandler() http.Handler {
+// httpHandler serves --http_port: health, metrics and, with --transport=rest, the synchronous API.
+func (e *Executor) httpHandler(a *api) http.Handler {
 	p := e.p
 	mux := http.NewServeMux()
+	if e.cfg.Transport != "grpc" {
+		a.routes(mux)
+	}
 	mux.HandleFunc("GET /live", func(w http.ResponseWriter, r *http.Request) {
 		last := time.Unix(0, p.lastPoll.Load())
 		if p.lastPoll.Load() != 0 && time.Since(last) > livenessWindow {

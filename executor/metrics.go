@@ -30,6 +30,8 @@ type metrics struct {
 	nodeCalls  *prometheus.HistogramVec // node, method, outcome
 	nodeErrors *prometheus.CounterVec   // node, reason
 	nodeReady  *prometheus.GaugeVec     // node
+
+	api *prometheus.CounterVec // transport: http | grpc; outcome: ok | error
 }
 
 // callBuckets are the model call latencies histograms count in: a millisecond to the longest timeout.
@@ -69,9 +71,11 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Records that could not be served because of a graph node, by node and reason."}, []string{"node", "reason"}),
 		nodeReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "node_ready",
 			Help: "1 when the graph node's container answers its readiness check."}, []string{"node"}),
+		api: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_requests_total",
+			Help: "Requests to the synchronous API, by transport and outcome."}, []string{"transport", "outcome"}),
 	}
 	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
-		m.commits, m.commitErr, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady,
+		m.commits, m.commitErr, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {
 		m.produced.WithLabelValues(k)

@@ -14,6 +14,8 @@ import (
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"google.golang.org/grpc"
+
 	"github.com/seldon-kafka/sidecar/executor/graph"
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
@@ -26,7 +28,8 @@ type Executor struct {
 	cfg      Config
 	log      *slog.Logger
 	p        *pipeline
-	listener net.Listener
+	listener net.Listener // --http_port: health, metrics and, over REST, the synchronous API
+	grpcLn   net.Listener // --grpc_port: the synchronous gRPC API; nil with --transport=rest
 	security *tls.Watcher // the security material in use and its files; see rotation.go
 }
 
@@ -44,18 +47,30 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		_ = walker.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort)))
-	if err != nil {
+	closeAll := func() {
 		producer.Close()
 		consumer.Close()
 		_ = walker.Close()
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort)))
+	if err != nil {
+		closeAll()
 		return nil, fmt.Errorf("--http_port: %w", err)
+	}
+	var grpcLn net.Listener
+	if cfg.Transport == "grpc" {
+		if grpcLn, err = net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.GRPCPort))); err != nil {
+			ln.Close()
+			closeAll()
+			return nil, fmt.Errorf("--grpc_port: %w", err)
+		}
 	}
 	e := &Executor{
 		cfg:      cfg,
 		log:      log,
 		p:        newPipeline(cfg, log, consumer, producer, walker, g, m),
 		listener: ln,
+		grpcLn:   grpcLn,
 	}
 	if cfg.Security != nil {
 		e.security = tls.NewWatcher(cfg.Security)
@@ -76,8 +91,16 @@ func newWalker(cfg Config, g *gate, m *metrics) (*graph.Walker, error) {
 	})
 }
 
-// HealthAddr is the address /live, /ready and the metrics are served on.
+// HealthAddr is the address /live, /ready, the metrics and, over REST, the synchronous API are served on.
 func (e *Executor) HealthAddr() string { return e.listener.Addr().String() }
+
+// GRPCAddr is the address of the synchronous gRPC API, "" with --transport=rest.
+func (e *Executor) GRPCAddr() string {
+	if e.grpcLn == nil {
+		return ""
+	}
+	return e.grpcLn.Addr().String()
+}
 
 // Run serves records until ctx ends, then shuts down within the grace period: it stops fetching, lets
 // the records in flight finish, flushes the producer, commits, and leaves the group. It returns nil after
@@ -108,12 +131,22 @@ func (e *Executor) Run(ctx context.Context) error {
 	// The log forwarders, the delivery reports and the broker watch live as long as one pair of clients.
 	clients := e.startClients()
 
-	srv := &http.Server{Handler: e.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
+	api := newAPI(p)
+	srv := &http.Server{Handler: e.httpHandler(api), ReadHeaderTimeout: 5 * time.Second}
 	goFn(&helpers, func() {
 		if err := srv.Serve(e.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("health server", "error", err)
 		}
 	})
+	var grpcSrv *grpc.Server
+	if e.grpcLn != nil {
+		grpcSrv = api.grpcServer()
+		goFn(&helpers, func() {
+			if err := grpcSrv.Serve(e.grpcLn); err != nil {
+				log.Error("gRPC API server", "error", err)
+			}
+		})
+	}
 	goFn(&helpers, func() { p.watchGraph(bg) })
 
 	var workers sync.WaitGroup
@@ -143,6 +176,9 @@ func (e *Executor) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_ = srv.Shutdown(sctx)
 	cancel()
+	if grpcSrv != nil {
+		stopGRPC(grpcSrv, time.Second)
+	}
 	stopBg()
 	helpers.Wait()
 	_ = p.graph.Close()
@@ -219,4 +255,18 @@ func graphSummary(g *graph.Graph) string {
 		}
 	}
 	return b.String()
+}
+
+// stopGRPC lets the calls in flight finish for up to d, then ends them.
+func stopGRPC(s *grpc.Server, d time.Duration) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.Stop()
+		<-done
+	}
 }

@@ -126,7 +126,7 @@ func run(o options) error {
 
 	group := "bench-" + suffix
 	cmd := exec.Command(o.binary, "--sdep=bench", "--namespace=bench", "--predictor=default",
-		"--protocol=seldon", "--http_port=0", "--log_level=WARN")
+		"--protocol=seldon", "--http_port=0", "--grpc_port=0", "--log_level=WARN")
 	cmd.Env = append(os.Environ(), "KAFKA_BROKER="+o.bootstrap, "KAFKA_INPUT_TOPIC="+in, "KAFKA_OUTPUT_TOPIC="+out,
 		"KAFKA_GROUP_ID="+group, "KAFKA_WORKERS="+strconv.Itoa(o.workers),
 		"ENGINE_PREDICTOR="+predictor(ln.Addr().(*net.TCPAddr).Port))

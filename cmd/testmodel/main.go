@@ -4,6 +4,20 @@
 // tensorflow, v2 and grpc.health.v1) on --grpc_port:
 //
 //	go run ./cmd/testmodel --http_port=9000 --grpc_port=9500 --model_name=model --delay=50ms
+//
+// One process can be any node of a Seldon inference graph: the seldon routes
+// serve every part (model, transformer, output transformer, router,
+// combiner), and --role picks what the tensorflow and v2 infer routes do.
+// --model_name is the node's name, which the fail-node and slow-node tags of
+// a request name.
+//
+// Once both listeners are open it prints exactly one line to standard
+// output, then logs to standard error only:
+//
+//	listening http=<host:port> grpc=<host:port|off>
+//
+// so that a test can start it with --http_port=0 --grpc_port=0 and learn the
+// ports it got by reading one line, without sleeping or polling.
 package main
 
 import (
@@ -11,6 +25,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,25 +42,60 @@ import (
 const shutdownGrace = 10 * time.Second
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(log); err != nil {
-		log.Error("testmodel failed", "err", err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		// --help is a successful run: it did what was asked.
+	case errors.As(err, &usage):
+		// The flag package has already printed the error and the usage.
+		os.Exit(2)
+	default:
+		slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("testmodel failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger) error {
-	port := flag.Int("http_port", 9000, "HTTP port to serve on (0 picks a free one)")
-	grpcPort := flag.Int("grpc_port", 9500, "gRPC port to serve on (0 picks a free one, -1 serves no gRPC)")
-	model := flag.String("model_name", testmodel.DefaultModelName, "model name served by the tensorflow and v2 routes")
-	delay := flag.Duration("delay", 0, "time every infer call waits before answering")
-	flag.Parse()
+// usageError is a bad command line, which exits 2 as the flag package's own
+// errors do.
+type usageError struct{ error }
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+func (e usageError) Unwrap() error { return e.error }
 
-	// Listening before logging lets the log line carry the real port when
-	// --http_port=0.
+// run serves until ctx ends, then shuts down gracefully. It writes the
+// listening line to stdout and logs to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("testmodel", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	port := fs.Int("http_port", 9000, "HTTP port to serve on (0 picks a free one)")
+	grpcPort := fs.Int("grpc_port", 9500, "gRPC port to serve on (0 picks a free one, -1 serves no gRPC)")
+	model := fs.String("model_name", testmodel.DefaultModelName, "model name served by the tensorflow and v2 routes; the node's name in a graph")
+	image := fs.String("image", testmodel.DefaultImage, "image reported for this node in the seldon answers' meta.requestPath")
+	role := testmodel.RoleModel
+	fs.TextVar(&role, "role", testmodel.RoleModel, "the `role` the tensorflow and v2 infer routes play: model (x2), transformer (+1) or output_transformer (x10)")
+	slowDelay := fs.Duration("slow_delay", testmodel.DefaultSlowDelay, "time a seldon call tagged slow-node=<model_name> waits before answering")
+	delay := fs.Duration("delay", 0, "time every infer call waits before answering")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: testmodel [flags]\n\n"+
+			"Serves a deterministic test model (seldon, tensorflow and v2 protocols, REST and gRPC)\n"+
+			"and prints \"listening http=<host:port> grpc=<host:port|off>\" once it listens.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if *slowDelay <= 0 {
+		err := fmt.Errorf("--slow_delay must be positive, got %v", *slowDelay)
+		fmt.Fprintln(stderr, err)
+		return usageError{err}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
 	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", *port))
 	if err != nil {
 		return fmt.Errorf("listen on port %d: %w", *port, err)
@@ -60,8 +110,7 @@ func run(log *slog.Logger) error {
 		}
 		grpcAddr = grpcLn.Addr().String()
 	}
-	srv := testmodel.New(testmodel.Options{ModelName: *model, Delay: *delay})
-	log.Info("testmodel listening", "addr", ln.Addr().String(), "grpc_addr", grpcAddr, "model", *model, "delay", *delay)
+	srv := testmodel.New(testmodel.Options{ModelName: *model, Image: *image, Role: role, SlowDelay: *slowDelay, Delay: *delay})
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -69,10 +118,21 @@ func run(log *slog.Logger) error {
 	if grpcLn != nil {
 		go func() { grpcServed <- srv.ServeGRPC(grpcLn) }()
 	}
+	// Both listeners already accept connections (the kernel queues them until
+	// Serve takes them), so a reader of this line may connect at once.
+	if _, err := fmt.Fprintf(stdout, "listening http=%s grpc=%s\n", ln.Addr(), grpcAddr); err != nil {
+		srv.Close()
+		return fmt.Errorf("announce the listening addresses: %w", err)
+	}
+	log.Info("testmodel listening", "addr", ln.Addr().String(), "grpc_addr", grpcAddr, "model", *model,
+		"image", *image, "role", role, "delay", *delay, "slow_delay", *slowDelay)
+
 	select {
 	case err := <-served:
+		srv.Close()
 		return fmt.Errorf("serve: %w", err)
 	case err := <-grpcServed:
+		srv.Close()
 		return fmt.Errorf("serve gRPC: %w", err)
 	case <-ctx.Done():
 	}

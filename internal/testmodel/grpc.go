@@ -19,7 +19,9 @@ import (
 
 // The gRPC side of the test model serves, on its own listener (ServeGRPC):
 //
-//	seldon      seldon.protos.Model/Predict, /SendFeedback
+//	seldon      seldon.protos.Model/Predict, /SendFeedback, /Metadata
+//	            seldon.protos.Transformer/TransformInput, seldon.protos.OutputTransformer/TransformOutput,
+//	            seldon.protos.Router/Route, /SendFeedback, seldon.protos.Combiner/Aggregate
 //	tensorflow  tensorflow.serving.PredictionService/Predict, /Classify, /Regress, /MultiInference
 //	v2          inference.GRPCInferenceService/ModelInfer, /ModelReady, /ServerReady, /ServerLive,
 //	            /ServerMetadata, /ModelMetadata
@@ -27,7 +29,11 @@ import (
 //
 // Infer RPCs go through the same fault pipeline as the REST routes; an HTTP status becomes the gRPC
 // code a gRPC server would answer instead (see grpcCode): 503 Unavailable, 429 ResourceExhausted,
-// 400 InvalidArgument, 404 NotFound, 500 Internal, and so on. The Reject hook sees the request's
+// 400 InvalidArgument, 404 NotFound, 500 Internal, and so on; the fail-node tag is Internal. A call whose
+// client gives up while delayed is Canceled; while slowed by the slow-node tag, Canceled or, past its
+// deadline, DeadlineExceeded. The seldon services answer as their REST
+// routes do (see SeldonTransformInputProto and its siblings); the tensorflow Predict and v2 ModelInfer
+// apply the server's Role. The Reject hook sees the request's
 // protobuf encoding, so a string in the request (an input name, an id) can trigger it. A bad request
 // is InvalidArgument; a request for another model is NotFound and, as over REST, not an infer call.
 
@@ -37,6 +43,10 @@ func (s *Server) GRPCServer() *grpc.Server {
 	s.grpcOnce.Do(func() {
 		g := grpc.NewServer()
 		seldonpb.RegisterModelServer(g, seldonModel{s: s})
+		seldonpb.RegisterTransformerServer(g, seldonTransformer{s: s})
+		seldonpb.RegisterOutputTransformerServer(g, seldonOutputTransformer{s: s})
+		seldonpb.RegisterRouterServer(g, seldonRouter{s: s})
+		seldonpb.RegisterCombinerServer(g, seldonCombiner{s: s})
 		tfpb.RegisterPredictionServiceServer(g, tensorflowService{s: s})
 		v2pb.RegisterGRPCInferenceServiceServer(g, v2Service{s: s})
 		healthpb.RegisterHealthServer(g, healthService{s: s})
@@ -72,6 +82,12 @@ func (s *Server) closeGRPC() {
 
 // serveGRPC runs one gRPC infer call through the fault pipeline documented on Server, then answer.
 func serveGRPC[Req, Resp proto.Message](s *Server, ctx context.Context, req Req, answer func(Req) (Resp, error)) (Resp, error) {
+	return serveGRPCNode(s, ctx, req, nil, answer)
+}
+
+// serveGRPCNode is serveGRPC with the per-request tags of a seldon node, which triggers reads from the
+// request (nil: none).
+func serveGRPCNode[Req, Resp proto.Message](s *Server, ctx context.Context, req Req, triggers func(Req) nodeTriggers, answer func(Req) (Resp, error)) (Resp, error) {
 	var zero Resp
 	leave := s.enter()
 	defer leave()
@@ -88,6 +104,16 @@ func serveGRPC[Req, Resp proto.Message](s *Server, ctx context.Context, req Req,
 		}
 		if st, rejected := s.reject(body); rejected {
 			return zero, status.Error(grpcCode(validStatus(st)), "rejected by test hook")
+		}
+	}
+	if triggers != nil {
+		if st, msg, failed := s.nodeFault(ctx, triggers(req)); failed {
+			if st == http.StatusServiceUnavailable && ctx.Err() != nil {
+				// Slowed and given up on: say why, as grpc-go does, so that the code matches the
+				// client's own whichever reaches the client first.
+				return zero, status.Error(status.FromContextError(ctx.Err()).Code(), msg)
+			}
+			return zero, status.Error(grpcCode(st), msg)
 		}
 	}
 	out, err := answer(req)
@@ -135,19 +161,85 @@ type seldonModel struct {
 }
 
 func (m seldonModel) Predict(ctx context.Context, req *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
-	return serveGRPC(m.s, ctx, req, func(r *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
-		return SeldonPredictProto(m.s.model, r)
+	return serveGRPCNode(m.s, ctx, req, m.s.seldonProtoTriggers, func(r *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
+		return SeldonPredictProtoWithImage(m.s.model, m.s.image, r)
 	})
 }
 
 func (m seldonModel) SendFeedback(ctx context.Context, req *seldonpb.Feedback) (*seldonpb.SeldonMessage, error) {
 	return serveGRPC(m.s, ctx, req, func(r *seldonpb.Feedback) (*seldonpb.SeldonMessage, error) {
-		return SeldonFeedbackProto(m.s.model, r)
+		return seldonFeedback(m.s.model, m.s.image, r)
 	})
 }
 
 func (m seldonModel) Metadata(context.Context, *emptypb.Empty) (*seldonpb.SeldonModelMetadata, error) {
 	return &seldonpb.SeldonModelMetadata{Name: m.s.model, Versions: []string{modelVersion}, Platform: "testmodel"}, nil
+}
+
+// seldonProtoTriggers reads the fault tags naming this server's node from a SeldonMessage.
+func (s *Server) seldonProtoTriggers(msg *seldonpb.SeldonMessage) nodeTriggers {
+	tags := msg.GetMeta().GetTags()
+	return nodeTriggers{
+		slow: tags[SlowNodeTag].GetStringValue() == s.model,
+		fail: tags[FailNodeTag].GetStringValue() == s.model,
+	}
+}
+
+type seldonTransformer struct {
+	seldonpb.UnimplementedTransformerServer
+	s *Server
+}
+
+func (t seldonTransformer) TransformInput(ctx context.Context, req *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
+	return serveGRPCNode(t.s, ctx, req, t.s.seldonProtoTriggers, func(r *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
+		return SeldonTransformInputProto(t.s.model, t.s.image, r)
+	})
+}
+
+type seldonOutputTransformer struct {
+	seldonpb.UnimplementedOutputTransformerServer
+	s *Server
+}
+
+func (t seldonOutputTransformer) TransformOutput(ctx context.Context, req *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
+	return serveGRPCNode(t.s, ctx, req, t.s.seldonProtoTriggers, func(r *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
+		return SeldonTransformOutputProto(t.s.model, t.s.image, r)
+	})
+}
+
+type seldonRouter struct {
+	seldonpb.UnimplementedRouterServer
+	s *Server
+}
+
+func (t seldonRouter) Route(ctx context.Context, req *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
+	return serveGRPCNode(t.s, ctx, req, t.s.seldonProtoTriggers, func(r *seldonpb.SeldonMessage) (*seldonpb.SeldonMessage, error) {
+		return SeldonRouteProto(t.s.model, t.s.image, r)
+	})
+}
+
+// SendFeedback answers as the model's does: the test router learns nothing from rewards.
+func (t seldonRouter) SendFeedback(ctx context.Context, req *seldonpb.Feedback) (*seldonpb.SeldonMessage, error) {
+	return seldonModel{s: t.s}.SendFeedback(ctx, req)
+}
+
+type seldonCombiner struct {
+	seldonpb.UnimplementedCombinerServer
+	s *Server
+}
+
+func (c seldonCombiner) Aggregate(ctx context.Context, req *seldonpb.SeldonMessageList) (*seldonpb.SeldonMessage, error) {
+	triggers := func(l *seldonpb.SeldonMessageList) nodeTriggers {
+		var t nodeTriggers
+		for _, m := range l.GetSeldonMessages() {
+			mt := c.s.seldonProtoTriggers(m)
+			t.slow, t.fail = t.slow || mt.slow, t.fail || mt.fail
+		}
+		return t
+	}
+	return serveGRPCNode(c.s, ctx, req, triggers, func(l *seldonpb.SeldonMessageList) (*seldonpb.SeldonMessage, error) {
+		return SeldonAggregateProto(c.s.model, c.s.image, l)
+	})
 }
 
 type tensorflowService struct {
@@ -172,7 +264,7 @@ func (t tensorflowService) Predict(ctx context.Context, req *tfpb.PredictRequest
 		return nil, err
 	}
 	return serveGRPC(t.s, ctx, req, func(r *tfpb.PredictRequest) (*tfpb.PredictResponse, error) {
-		return TensorflowPredictProto(t.s.model, r)
+		return TensorflowTransformProto(t.s.role, t.s.model, r)
 	})
 }
 
@@ -248,7 +340,7 @@ func (v v2Service) ModelMetadata(_ context.Context, req *v2pb.ModelMetadataReque
 	return &v2pb.ModelMetadataResponse{
 		Name: v.s.model, Versions: []string{modelVersion}, Platform: "testmodel",
 		Inputs:  []*v2pb.ModelMetadataResponse_TensorMetadata{tensor("input")},
-		Outputs: []*v2pb.ModelMetadataResponse_TensorMetadata{tensor("input" + v2OutputSuffix)},
+		Outputs: []*v2pb.ModelMetadataResponse_TensorMetadata{tensor(v2OutputName(v.s.role, "input"))},
 	}, nil
 }
 
@@ -257,7 +349,7 @@ func (v v2Service) ModelInfer(ctx context.Context, req *v2pb.ModelInferRequest) 
 		return nil, err
 	}
 	return serveGRPC(v.s, ctx, req, func(r *v2pb.ModelInferRequest) (*v2pb.ModelInferResponse, error) {
-		return V2InferProto(v.s.model, r)
+		return V2TransformProto(v.s.role, v.s.model, r)
 	})
 }
 
@@ -269,7 +361,8 @@ type healthService struct {
 }
 
 var healthServices = map[string]bool{
-	"": true, "seldon.protos.Model": true, "tensorflow.serving.PredictionService": true,
+	"": true, "seldon.protos.Model": true, "seldon.protos.Transformer": true, "seldon.protos.OutputTransformer": true,
+	"seldon.protos.Router": true, "seldon.protos.Combiner": true, "tensorflow.serving.PredictionService": true,
 	"inference.GRPCInferenceService": true,
 }
 

@@ -18,12 +18,22 @@ type errorFormat func(status int, msg string) []byte
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 
-	seldon := func(w http.ResponseWriter, r *http.Request) {
-		s.infer(w, r, seldonError, func(body []byte) ([]byte, error) { return SeldonPredict(s.model, body) })
+	// Every seldon node route answers whatever the server's Role: the
+	// executor picks the part by the route it calls.
+	seldon := func(path string, answer func(name, image string, body []byte) ([]byte, error)) {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+			s.inferNode(w, r, seldonError,
+				func(body []byte) nodeTriggers { return seldonTriggers(s.model, body) },
+				func(body []byte) ([]byte, error) { return answer(s.model, s.image, body) })
+		})
 	}
-	mux.HandleFunc("POST /predict", seldon)
+	seldon("/predict", SeldonPredictWithImage)
 	// The executor's external path, so the sidecar can be pointed at either.
-	mux.HandleFunc("POST /api/v1.0/predictions", seldon)
+	seldon("/api/v1.0/predictions", SeldonPredictWithImage)
+	seldon("/transform-input", SeldonTransformInput)
+	seldon("/transform-output", SeldonTransformOutput)
+	seldon("/route", SeldonRoute)
+	seldon("/aggregate", SeldonAggregate)
 	mux.HandleFunc("GET /health/ping", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "pong")
@@ -32,7 +42,7 @@ func (s *Server) routes() http.Handler {
 
 	// TF Serving's ":predict" is part of the last path segment, which a
 	// ServeMux wildcard cannot split, so the handler does.
-	mux.HandleFunc("POST /v1/models/{target}", s.tensorflowPredict)
+	mux.HandleFunc("POST /v1/models/{target}", s.tensorflowVerb)
 	mux.HandleFunc("GET /v1/models/{name}", s.tensorflowStatus)
 
 	mux.HandleFunc("GET /v2", s.v2ServerMetadata)
@@ -48,6 +58,8 @@ func (s *Server) routes() http.Handler {
 	})
 	for _, prefix := range []string{"/v2/models/{name}", "/v2/models/{name}/versions/{version}"} {
 		mux.HandleFunc("POST "+prefix+"/infer", s.v2Infer)
+		mux.HandleFunc("POST "+prefix+"/route", s.v2Route)
+		mux.HandleFunc("POST "+prefix+"/aggregate", s.v2Aggregate)
 		mux.HandleFunc("GET "+prefix+"/ready", s.v2ModelReady)
 		mux.HandleFunc("GET "+prefix, s.v2ModelMetadata)
 	}
@@ -56,6 +68,12 @@ func (s *Server) routes() http.Handler {
 
 // infer runs the fault pipeline documented on Server, then answer.
 func (s *Server) infer(w http.ResponseWriter, r *http.Request, errBody errorFormat, answer func([]byte) ([]byte, error)) {
+	s.inferNode(w, r, errBody, nil, answer)
+}
+
+// inferNode is infer with the per-request tags of a seldon node, which
+// triggers reads from the body (nil: none).
+func (s *Server) inferNode(w http.ResponseWriter, r *http.Request, errBody errorFormat, triggers func([]byte) nodeTriggers, answer func([]byte) ([]byte, error)) {
 	leave := s.enter()
 	defer leave()
 	fail := func(status int, msg string) { writeJSON(w, status, errBody(status, msg)) }
@@ -80,6 +98,12 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, errBody errorForm
 			return
 		}
 	}
+	if triggers != nil {
+		if status, msg, failed := s.nodeFault(r.Context(), triggers(body)); failed {
+			fail(status, msg)
+			return
+		}
+	}
 	out, err := answer(body)
 	if err != nil {
 		fail(http.StatusBadRequest, err.Error())
@@ -97,9 +121,19 @@ func (s *Server) seldonStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
 }
 
-func (s *Server) tensorflowPredict(w http.ResponseWriter, r *http.Request) {
+// tensorflowVerb serves POST /v1/models/{name}:{verb}: predict, and the
+// route and aggregate verbs the legacy executor called TF graph nodes with.
+func (s *Server) tensorflowVerb(w http.ResponseWriter, r *http.Request) {
 	name, verb, _ := strings.Cut(r.PathValue("target"), ":")
-	if verb != "predict" {
+	var answer func([]byte) ([]byte, error)
+	switch verb {
+	case "predict":
+		answer = func(body []byte) ([]byte, error) { return TensorflowTransform(s.role, body) }
+	case "route":
+		answer = TensorflowRoute
+	case "aggregate":
+		answer = TensorflowAggregate
+	default:
 		writeJSON(w, http.StatusNotFound, jsonError(0, "Malformed request: POST "+r.URL.Path))
 		return
 	}
@@ -107,7 +141,7 @@ func (s *Server) tensorflowPredict(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, jsonError(0, fmt.Sprintf("Servable not found for request: Latest(%s)", name)))
 		return
 	}
-	s.infer(w, r, jsonError, TensorflowPredict)
+	s.infer(w, r, jsonError, answer)
 }
 
 func (s *Server) tensorflowStatus(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +174,21 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	if !s.v2Known(w, r) {
 		return
 	}
-	s.infer(w, r, jsonError, func(body []byte) ([]byte, error) { return V2Infer(s.model, body) })
+	s.infer(w, r, jsonError, func(body []byte) ([]byte, error) { return V2Transform(s.role, s.model, body) })
+}
+
+func (s *Server) v2Route(w http.ResponseWriter, r *http.Request) {
+	if !s.v2Known(w, r) {
+		return
+	}
+	s.infer(w, r, jsonError, V2Route)
+}
+
+func (s *Server) v2Aggregate(w http.ResponseWriter, r *http.Request) {
+	if !s.v2Known(w, r) {
+		return
+	}
+	s.infer(w, r, jsonError, func(body []byte) ([]byte, error) { return V2Aggregate(s.model, body) })
 }
 
 func (s *Server) v2ModelReady(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +216,7 @@ func (s *Server) v2ModelMetadata(w http.ResponseWriter, r *http.Request) {
 		"versions": []string{modelVersion},
 		"platform": "testmodel",
 		"inputs":   []any{tensor("input")},
-		"outputs":  []any{tensor("input" + v2OutputSuffix)},
+		"outputs":  []any{tensor(v2OutputName(s.role, "input"))},
 	}))
 }
 

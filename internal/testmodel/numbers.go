@@ -6,20 +6,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 )
 
 // decodeObject decodes b, which must hold exactly one JSON object, into v.
 // Numbers that land in an interface{} stay json.Number so integers keep
 // their exact value.
-func decodeObject(b []byte, v any) error {
+func decodeObject(b []byte, v any) error { return decodeJSON(b, v, '{', "object") }
+
+// decodeArray is decodeObject for a body that must be a JSON array.
+func decodeArray(b []byte, v any) error { return decodeJSON(b, v, '[', "array") }
+
+func decodeJSON(b []byte, v any, open byte, kind string) error {
 	trimmed := bytes.TrimLeft(b, " \t\r\n")
 	if len(trimmed) == 0 {
 		return errors.New("empty request body")
 	}
-	if trimmed[0] != '{' {
-		return errors.New("request body must be a JSON object")
+	if trimmed[0] != open {
+		return fmt.Errorf("request body must be a JSON %s", kind)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -27,7 +31,7 @@ func decodeObject(b []byte, v any) error {
 		return fmt.Errorf("decode request body: %w", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("decode request body: trailing data after the JSON object")
+		return fmt.Errorf("decode request body: trailing data after the JSON %s", kind)
 	}
 	return nil
 }
@@ -47,22 +51,6 @@ func (n *number) UnmarshalJSON(b []byte) error {
 	}
 	*n = number(f)
 	return nil
-}
-
-// doubleNumber doubles n, staying in int64 when n is an integer whose double
-// fits, so integer inputs come back as exact integers.
-func doubleNumber(n json.Number) (any, error) {
-	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil && i <= math.MaxInt64/2 && i >= math.MinInt64/2 {
-		return 2 * i, nil
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil {
-		return nil, fmt.Errorf("parse number %s: %w", abbreviate([]byte(n)), err)
-	}
-	if math.IsInf(2*f, 0) {
-		return nil, fmt.Errorf("doubling %s overflows float64", n)
-	}
-	return 2 * f, nil
 }
 
 // jsonKind names the JSON type of a value decoded with UseNumber, for error

@@ -4,17 +4,30 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 )
+
+// DefaultImage is what a seldon node reports as its image in meta.requestPath
+// when Options.Image is empty.
+const DefaultImage = "testmodel"
 
 type seldonRequest struct {
 	Data     *seldonData     `json:"data"`
 	JSONData json.RawMessage `json:"jsonData"`
 	StrData  *string         `json:"strData"`
 	BinData  *[]byte         `json:"binData"`
-	Meta     struct {
-		Puid string `json:"puid"`
-	} `json:"meta"`
+	Meta     seldonInMeta    `json:"meta"`
+}
+
+// seldonInMeta is the part of a request's meta that the Python wrapper
+// carries into its answer. Tags and metrics stay raw JSON so that whatever a
+// client or an upstream node put there comes back unchanged.
+type seldonInMeta struct {
+	Puid        string                     `json:"puid"`
+	Tags        map[string]json.RawMessage `json:"tags"`
+	Metrics     []json.RawMessage          `json:"metrics"`
+	RequestPath map[string]string          `json:"requestPath"`
 }
 
 type seldonData struct {
@@ -44,29 +57,57 @@ type seldonOutData struct {
 	Tensor  *seldonTensor `json:"tensor,omitempty"`
 }
 
+// seldonMeta is an answer's meta, its fields in the order the Python
+// wrapper writes them.
 type seldonMeta struct {
-	Puid        string            `json:"puid,omitempty"`
-	RequestPath map[string]string `json:"requestPath"`
+	Tags        map[string]json.RawMessage `json:"tags,omitempty"`
+	Metrics     []json.RawMessage          `json:"metrics,omitempty"`
+	Puid        string                     `json:"puid,omitempty"`
+	RequestPath map[string]string          `json:"requestPath"`
+}
+
+// composeMeta is the meta a node answers with, as the Python wrapper's
+// construct_response_json builds it (seldon-core 1.18): the incoming tags,
+// metrics and puid carried on, and requestPath {name: image} merged with the
+// incoming requestPath, whose entries win, so the path a request took
+// accumulates node by node.
+func composeMeta(name, image string, in seldonInMeta) seldonMeta {
+	path := map[string]string{name: image}
+	maps.Copy(path, in.RequestPath)
+	return seldonMeta{Tags: in.Tags, Metrics: in.Metrics, Puid: in.Puid, RequestPath: path}
 }
 
 // SeldonPredict answers a Seldon Core v1 SeldonMessage the way the test model
-// does on POST /predict.
+// does on POST /predict. It is SeldonPredictWithImage with DefaultImage.
+func SeldonPredict(model string, req []byte) ([]byte, error) {
+	return SeldonPredictWithImage(model, DefaultImage, req)
+}
+
+// SeldonPredictWithImage answers a SeldonMessage the way a test model named
+// name, reporting image, does on POST /predict.
 //
 // For data.ndarray (a 2-D array of numbers) or data.tensor (shape [rows,
 // cols]) every row becomes [sum, product] of its numbers, in float64, in the
 // same representation as the input, with names ["sum","product"]. jsonData,
-// strData and binData are echoed back in the same field. meta.requestPath is
-// {model: "testmodel"}, and a request meta.puid is echoed as meta.puid.
-func SeldonPredict(model string, req []byte) ([]byte, error) {
+// strData and binData are echoed back in the same field. meta is composed as
+// the Python wrapper does (see composeMeta): tags, metrics and puid carried
+// on, requestPath {name: image} merged with the request's.
+func SeldonPredictWithImage(name, image string, req []byte) ([]byte, error) {
+	return seldonAnswer(name, image, req, seldonRowStats)
+}
+
+// seldonAnswer decodes a SeldonMessage and answers it with data computed by
+// f, other payloads echoed, and meta composed.
+func seldonAnswer(name, image string, req []byte, f func(*seldonData) (*seldonOutData, error)) ([]byte, error) {
 	var in seldonRequest
 	if err := decodeObject(req, &in); err != nil {
 		return nil, err
 	}
-	out := seldonResponse{Meta: seldonMeta{Puid: in.Meta.Puid, RequestPath: map[string]string{model: "testmodel"}}}
+	out := seldonResponse{Meta: composeMeta(name, image, in.Meta)}
 	present := 0
 	if in.Data != nil {
 		present++
-		data, err := seldonRowStats(in.Data)
+		data, err := f(in.Data)
 		if err != nil {
 			return nil, fmt.Errorf("data: %w", err)
 		}

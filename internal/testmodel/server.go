@@ -2,6 +2,7 @@ package testmodel
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -17,11 +18,30 @@ const DefaultModelName = "model"
 // modelVersion is the only version the test model has.
 const modelVersion = "1"
 
+// DefaultSlowDelay is how long a call tagged slow-node waits when
+// Options.SlowDelay is zero: far longer than any sane client timeout, so
+// that a test provoking a timeout does not depend on the machine's speed.
+const DefaultSlowDelay = 10 * time.Second
+
 // Options configure a Server.
 type Options struct {
 	// ModelName is the model the tensorflow and v2 routes serve (others get
-	// 404); seldon only reports it in meta.requestPath. Default "model".
+	// 404); seldon reports it in meta.requestPath. It is also the node's
+	// name in a graph, which the fail-node and slow-node tags name. Default
+	// "model".
 	ModelName string
+	// Image is what the seldon answers report for the node in
+	// meta.requestPath ({ModelName: Image}), as the Python wrapper reports
+	// its container image. Default DefaultImage ("testmodel").
+	Image string
+	// Role is the part the tensorflow and v2 infer routes play in a graph
+	// (see Role); the zero value is RoleModel. New panics on an unknown
+	// role: use ParseRole on untrusted names.
+	Role Role
+	// SlowDelay is how long a seldon call whose meta.tags["slow-node"]
+	// names this node waits before answering, unless its client gives up
+	// first. Zero means DefaultSlowDelay.
+	SlowDelay time.Duration
 	// Delay is the initial value of SetDelay.
 	Delay time.Duration
 	// Reject, if set, sees every infer request body after the injected
@@ -33,16 +53,23 @@ type Options struct {
 // Server is the test model server. Its faults can be changed at any time,
 // from any goroutine, while requests are in flight.
 //
-// Every infer call (any protocol) goes through, in order: count the call,
-// wait the delay (giving up if the client does), 503 if not ready, 503 if
-// inside a SetUnavailable window, the FailNext status while any are left,
-// the Reject hook, then the model's answer (400 if the request is bad, else
-// 200 and counted as served). Requests for an unknown model are not infer
-// calls: they get 404 at once.
+// Every infer call (any protocol, any graph role) goes through, in order:
+// count the call, wait the delay (giving up if the client does), 503 if not
+// ready, 503 if inside a SetUnavailable window, the FailNext status while any
+// are left, the Reject hook, then, for seldon calls only, the per-request
+// tags (wait SlowDelay if meta.tags["slow-node"] names this node, giving up
+// if the client does; 500 "injected failure at <name>" if
+// meta.tags["fail-node"] does; an aggregate looks at every message's tags),
+// then the model's answer (400 if the request is bad, else 200 and counted
+// as served). Requests for an unknown model are not infer calls: they get
+// 404 at once.
 type Server struct {
-	model  string
-	reject func([]byte) (int, bool)
-	srv    *http.Server
+	model     string
+	image     string
+	role      Role
+	slowDelay time.Duration
+	reject    func([]byte) (int, bool)
+	srv       *http.Server
 
 	grpcOnce sync.Once
 	grpcSrv  atomic.Pointer[grpc.Server] // see grpc.go; nil until first used
@@ -60,10 +87,22 @@ type Server struct {
 
 // New returns a Server; use Handler with httptest, or Serve/ListenAndServe.
 func New(opts Options) *Server {
-	s := &Server{model: opts.ModelName, reject: opts.Reject}
+	s := &Server{model: opts.ModelName, image: opts.Image, slowDelay: opts.SlowDelay, reject: opts.Reject}
 	if s.model == "" {
 		s.model = DefaultModelName
 	}
+	if s.image == "" {
+		s.image = DefaultImage
+	}
+	if s.slowDelay == 0 {
+		s.slowDelay = DefaultSlowDelay
+	}
+	role, err := ParseRole(string(opts.Role))
+	if err != nil {
+		// A test that misspells a role would otherwise see wrong numbers far from the cause.
+		panic(fmt.Sprintf("testmodel.New: %v", err))
+	}
+	s.role = role
 	s.delay.Store(int64(opts.Delay))
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return s
@@ -74,6 +113,9 @@ func (s *Server) Handler() http.Handler { return s.srv.Handler }
 
 // ModelName is the model name the server answers to.
 func (s *Server) ModelName() string { return s.model }
+
+// Role is the part the server's tensorflow and v2 infer routes play.
+func (s *Server) Role() Role { return s.role }
 
 // Serve serves on ln until Shutdown or Close; it then returns
 // http.ErrServerClosed, like http.Server.
@@ -160,8 +202,10 @@ func (s *Server) enter() (leave func()) {
 }
 
 // wait sleeps for the configured delay; false means the client gave up first.
-func (s *Server) wait(ctx context.Context) bool {
-	d := time.Duration(s.delay.Load())
+func (s *Server) wait(ctx context.Context) bool { return sleep(ctx, time.Duration(s.delay.Load())) }
+
+// sleep waits d; false means ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -173,6 +217,18 @@ func (s *Server) wait(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// nodeFault acts on the tags of a seldon call that name this node (see
+// Server), after the server-wide faults.
+func (s *Server) nodeFault(ctx context.Context, t nodeTriggers) (status int, msg string, failed bool) {
+	if t.slow && !sleep(ctx, s.slowDelay) {
+		return http.StatusServiceUnavailable, "request cancelled while slowed by the " + SlowNodeTag + " tag", true
+	}
+	if t.fail {
+		return http.StatusInternalServerError, "injected failure at " + s.model, true
+	}
+	return 0, "", false
 }
 
 // fault returns the injected failure for this call, if any, consuming one

@@ -20,8 +20,22 @@ import (
 // dtype, the shape and the representation (typed values or tensor_content) are kept. Numeric dtypes
 // only: DT_FLOAT, DT_DOUBLE, DT_HALF, DT_INT8/16/32/64, DT_UINT8/16; integers are doubled exactly and
 // a double out of the dtype's range is refused. output_filter, when given, picks the outputs. The
-// response's model_spec is the served model, version 1.
+// response's model_spec is the served model, version 1. It is TensorflowTransformProto for RoleModel.
 func TensorflowPredictProto(model string, req *tfpb.PredictRequest) (*tfpb.PredictResponse, error) {
+	return TensorflowTransformProto(RoleModel, model, req)
+}
+
+// TensorflowTransformProto answers a PredictRequest the way a test model playing role does on
+// tensorflow.serving.PredictionService/Predict: as TensorflowPredictProto, with the role's function
+// (see Role) in place of doubling: x*2 for a model, x+1 for a transformer, x*10 for an output
+// transformer. Outputs keep the input names for every role, so nodes chain. Integers stay exact, floats
+// are computed in float64 and rounded once to the dtype (halves to nearest, ties to even); a result out
+// of the dtype's range is refused.
+func TensorflowTransformProto(role Role, model string, req *tfpb.PredictRequest) (*tfpb.PredictResponse, error) {
+	a, err := role.arith()
+	if err != nil {
+		return nil, err
+	}
 	if len(req.GetInputs()) == 0 {
 		return nil, errors.New("request has no inputs")
 	}
@@ -37,7 +51,7 @@ func TensorflowPredictProto(model string, req *tfpb.PredictRequest) (*tfpb.Predi
 		if !ok {
 			return nil, fmt.Errorf("output_filter: no tensor named %q", name)
 		}
-		d, err := doubleTensor(in)
+		d, err := mapTensor(in, a)
 		if err != nil {
 			return nil, fmt.Errorf("input %q: %w", name, err)
 		}
@@ -244,9 +258,9 @@ var tfInts = map[tfpb.DataType]tfInt{
 	tfpb.DataType_DT_INT64:  {8, math.MinInt64, math.MaxInt64},
 }
 
-// doubleTensor doubles every number of a numeric tensor, keeping its dtype, shape and
+// mapTensor applies a to every number of a numeric tensor, keeping its dtype, shape and
 // representation.
-func doubleTensor(t *tfpb.TensorProto) (*tfpb.TensorProto, error) {
+func mapTensor(t *tfpb.TensorProto, a arith) (*tfpb.TensorProto, error) {
 	n, err := tensorElements(t.GetTensorShape())
 	if err != nil {
 		return nil, err
@@ -254,7 +268,7 @@ func doubleTensor(t *tfpb.TensorProto) (*tfpb.TensorProto, error) {
 	out := &tfpb.TensorProto{Dtype: t.GetDtype(), TensorShape: proto.Clone(t.GetTensorShape()).(*tfpb.TensorShapeProto)}
 	dt := t.GetDtype()
 	if c := t.GetTensorContent(); len(c) > 0 {
-		out.TensorContent, err = doubleContent(dt, c, n)
+		out.TensorContent, err = mapContent(dt, c, n, a)
 		return out, err
 	}
 	count := func(got int) error {
@@ -270,7 +284,7 @@ func doubleTensor(t *tfpb.TensorProto) (*tfpb.TensorProto, error) {
 		}
 		out.FloatVal = make([]float32, n)
 		for i, v := range t.GetFloatVal() {
-			if out.FloatVal[i], err = doubleFloat32(v); err != nil {
+			if out.FloatVal[i], err = a.float32(v); err != nil {
 				return nil, fmt.Errorf("float_val[%d]: %w", i, err)
 			}
 		}
@@ -280,7 +294,7 @@ func doubleTensor(t *tfpb.TensorProto) (*tfpb.TensorProto, error) {
 		}
 		out.DoubleVal = make([]float64, n)
 		for i, v := range t.GetDoubleVal() {
-			if out.DoubleVal[i], err = doubleFloat64(v); err != nil {
+			if out.DoubleVal[i], err = a.float64(v); err != nil {
 				return nil, fmt.Errorf("double_val[%d]: %w", i, err)
 			}
 		}
@@ -293,7 +307,7 @@ func doubleTensor(t *tfpb.TensorProto) (*tfpb.TensorProto, error) {
 			if v < 0 || v > math.MaxUint16 {
 				return nil, fmt.Errorf("half_val[%d]: %d is not 16 bits", i, v)
 			}
-			h, err := doubleHalf(uint16(v))
+			h, err := a.half(uint16(v))
 			if err != nil {
 				return nil, fmt.Errorf("half_val[%d]: %w", i, err)
 			}
@@ -305,7 +319,7 @@ func doubleTensor(t *tfpb.TensorProto) (*tfpb.TensorProto, error) {
 		}
 		out.Int64Val = make([]int64, n)
 		for i, v := range t.GetInt64Val() {
-			if out.Int64Val[i], err = doubleInt(v, tfInts[dt]); err != nil {
+			if out.Int64Val[i], err = a.int(v, tfInts[dt]); err != nil {
 				return nil, fmt.Errorf("int64_val[%d]: %w", i, err)
 			}
 		}
@@ -315,7 +329,7 @@ func doubleTensor(t *tfpb.TensorProto) (*tfpb.TensorProto, error) {
 		}
 		out.IntVal = make([]int32, n)
 		for i, v := range t.GetIntVal() {
-			d, err := doubleInt(int64(v), tfInts[dt])
+			d, err := a.int(int64(v), tfInts[dt])
 			if err != nil {
 				return nil, fmt.Errorf("int_val[%d]: %w", i, err)
 			}
@@ -327,8 +341,8 @@ func doubleTensor(t *tfpb.TensorProto) (*tfpb.TensorProto, error) {
 	return out, nil
 }
 
-// doubleContent doubles the little-endian values of a tensor_content.
-func doubleContent(dt tfpb.DataType, c []byte, n int) ([]byte, error) {
+// mapContent applies a to the little-endian values of a tensor_content.
+func mapContent(dt tfpb.DataType, c []byte, n int, a arith) ([]byte, error) {
 	width := 0
 	switch dt {
 	case tfpb.DataType_DT_FLOAT:
@@ -354,20 +368,20 @@ func doubleContent(dt tfpb.DataType, c []byte, n int) ([]byte, error) {
 		switch dt {
 		case tfpb.DataType_DT_FLOAT:
 			var f float32
-			f, err = doubleFloat32(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+			f, err = a.float32(math.Float32frombits(binary.LittleEndian.Uint32(b)))
 			binary.LittleEndian.PutUint32(o, math.Float32bits(f))
 		case tfpb.DataType_DT_DOUBLE:
 			var f float64
-			f, err = doubleFloat64(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+			f, err = a.float64(math.Float64frombits(binary.LittleEndian.Uint64(b)))
 			binary.LittleEndian.PutUint64(o, math.Float64bits(f))
 		case tfpb.DataType_DT_HALF:
 			var h uint16
-			h, err = doubleHalf(binary.LittleEndian.Uint16(b))
+			h, err = a.half(binary.LittleEndian.Uint16(b))
 			binary.LittleEndian.PutUint16(o, h)
 		default:
 			it := tfInts[dt]
 			var d int64
-			d, err = doubleInt(readInt(b, it.min < 0), it)
+			d, err = a.int(readInt(b, it.min < 0), it)
 			writeInt(o, d)
 		}
 		if err != nil {
@@ -420,36 +434,6 @@ func writeInt(b []byte, v int64) {
 	for i := range b {
 		b[i] = byte(v >> (8 * uint(i)))
 	}
-}
-
-func doubleInt(v int64, t tfInt) (int64, error) {
-	if v < t.min || v > t.max {
-		return 0, fmt.Errorf("value %d is out of range", v)
-	}
-	if v > t.max/2 || v < t.min/2 {
-		return 0, fmt.Errorf("doubling %d overflows", v)
-	}
-	return 2 * v, nil
-}
-
-func doubleFloat32(v float32) (float32, error) {
-	if math.IsInf(float64(v), 0) || math.IsNaN(float64(v)) {
-		return 0, fmt.Errorf("value %v is not a finite number", v)
-	}
-	if math.IsInf(float64(2*v), 0) {
-		return 0, fmt.Errorf("doubling %v overflows", v)
-	}
-	return 2 * v, nil
-}
-
-func doubleFloat64(v float64) (float64, error) {
-	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return 0, fmt.Errorf("value %v is not a finite number", v)
-	}
-	if math.IsInf(2*v, 0) {
-		return 0, fmt.Errorf("doubling %v overflows", v)
-	}
-	return 2 * v, nil
 }
 
 // doubleHalf doubles an IEEE 754 half-precision number given as its bits. Doubling is exact: a

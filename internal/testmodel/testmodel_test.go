@@ -67,9 +67,9 @@ func TestSeldonPredictAnswersSumAndProductPerRow(t *testing.T) {
 			want: `{"binData":"aGVsbG8=","meta":{"requestPath":{"m":"testmodel"}}}`,
 		},
 		{
-			name: "puid echoed",
+			name: "puid and tags carried on",
 			req:  `{"meta":{"puid":"p-1","tags":{"x":1}},"strData":"s"}`,
-			want: `{"strData":"s","meta":{"puid":"p-1","requestPath":{"m":"testmodel"}}}`,
+			want: `{"strData":"s","meta":{"tags":{"x":1},"puid":"p-1","requestPath":{"m":"testmodel"}}}`,
 		},
 	}
 	for _, tt := range tests {
@@ -257,19 +257,30 @@ func TestV2InferRejectsBadInput(t *testing.T) {
 }
 
 const (
-	seldonReq = `{"data":{"ndarray":[[1,2],[3,4]]}}`
-	tfReq     = `{"instances":[[1,2],[3,4]]}`
-	v2Req     = `{"id":"r1","inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3,4]}]}`
+	seldonReq    = `{"data":{"ndarray":[[1,2],[3,4]]}}`
+	seldonAggReq = `[{"data":{"ndarray":[[1,2],[3,4]]}},{"data":{"ndarray":[[3,4],[5,6]]}}]`
+	tfReq        = `{"instances":[[1,2],[3,4]]}`
+	tfAggReq     = `[{"predictions":[[1,2],[3,4]]},{"predictions":[[3,4],[5,6]]}]`
+	v2Req        = `{"id":"r1","inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3,4]}]}`
+	v2AggReq     = `[{"id":"r1","outputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1,2]}]},{"outputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[3,4]}]}]`
 )
 
-// inferRoutes are the infer calls of every protocol against a server whose
-// model is "demo".
+// inferRoutes are the infer calls of every protocol and graph node against a
+// server whose model is "demo"; every fault test runs over all of them.
 var inferRoutes = []struct{ protocol, path, body string }{
 	{"seldon", "/predict", seldonReq},
 	{"seldon executor", "/api/v1.0/predictions", seldonReq},
+	{"seldon transform-input", "/transform-input", seldonReq},
+	{"seldon transform-output", "/transform-output", seldonReq},
+	{"seldon route", "/route", seldonReq},
+	{"seldon aggregate", "/aggregate", seldonAggReq},
 	{"tensorflow", "/v1/models/demo:predict", tfReq},
+	{"tensorflow route", "/v1/models/demo:route", tfReq},
+	{"tensorflow aggregate", "/v1/models/demo:aggregate", tfAggReq},
 	{"v2", "/v2/models/demo/infer", v2Req},
 	{"v2 versioned", "/v2/models/demo/versions/1/infer", v2Req},
+	{"v2 route", "/v2/models/demo/route", v2Req},
+	{"v2 aggregate", "/v2/models/demo/aggregate", v2AggReq},
 }
 
 func newServer(t *testing.T, opts testmodel.Options) (*testmodel.Server, *httptest.Server) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 )
 
@@ -79,7 +80,23 @@ func intType(bits uint, signed bool) v2Type {
 // (row-major). Numeric datatypes only (INT*, UINT*, FP16/32/64); integer
 // types must hold integers and are doubled exactly; values or doubles out of
 // the datatype's range are rejected. The request id is echoed when present.
+// It is V2Transform for RoleModel.
 func V2Infer(model string, req []byte) ([]byte, error) {
+	return V2Transform(RoleModel, model, req)
+}
+
+// V2Transform answers a v2 infer request the way a test model playing role
+// does on POST /v2/models/{model}/infer: as V2Infer, with the role's function
+// (see Role) in place of doubling. A model names each output
+// "<input name>_doubled", as V2Infer does; a transformer and an output
+// transformer keep the input names unchanged, because the executor hands
+// their outputs to the next node as its inputs, and the model behind expects
+// the names the client sent.
+func V2Transform(role Role, model string, req []byte) ([]byte, error) {
+	a, err := role.arith()
+	if err != nil {
+		return nil, err
+	}
 	var in v2Request
 	if err := decodeObject(req, &in); err != nil {
 		return nil, err
@@ -94,10 +111,11 @@ func V2Infer(model string, req []byte) ([]byte, error) {
 			return nil, fmt.Errorf("input %d: duplicate input name %q", i, input.Name)
 		}
 		seen[input.Name] = true
-		o, err := v2Double(input)
+		o, err := v2Map(input, a)
 		if err != nil {
 			return nil, fmt.Errorf("input %d (%q): %w", i, input.Name, err)
 		}
+		o.Name = v2OutputName(role, input.Name)
 		out.Outputs = append(out.Outputs, o)
 	}
 	b, err := json.Marshal(out)
@@ -107,7 +125,126 @@ func V2Infer(model string, req []byte) ([]byte, error) {
 	return b, nil
 }
 
-func v2Double(in v2Input) (v2Output, error) {
+// v2OutputName is the name of the output a role makes of an input.
+func v2OutputName(role Role, input string) string {
+	if role == RoleModel || role == "" {
+		return input + v2OutputSuffix
+	}
+	return input
+}
+
+// V2Route answers a v2 infer request the way the test model does on
+// POST /v2/models/{model}/route, the path the legacy executor called a v2
+// router on: a bare JSON array [route], the rule of RouteFor applied to the
+// first number of inputs[0].data.
+func V2Route(req []byte) ([]byte, error) {
+	var in struct {
+		Inputs []struct {
+			Data any `json:"data"`
+		} `json:"inputs"`
+	}
+	if err := decodeObject(req, &in); err != nil {
+		return nil, err
+	}
+	if len(in.Inputs) == 0 {
+		return nil, errors.New("request has no inputs")
+	}
+	flat, err := flatten(in.Inputs[0].Data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("inputs[0].data: %w", err)
+	}
+	if len(flat) == 0 {
+		return nil, errors.New("inputs[0].data has no number to route on")
+	}
+	return routeAnswer(flat[0])
+}
+
+// V2Aggregate answers what the test model does on
+// POST /v2/models/{model}/aggregate, the path the legacy executor called a v2
+// combiner on with the JSON array of its children's infer responses. Each
+// output of the answer is the element-wise mean of the outputs at the same
+// position of every response, with the name and shape of the first's, as
+// datatype FP64 (a mean of integers is seldom one); all responses must have
+// as many outputs, of the same shapes. model_name is the combiner's own name
+// (model), id the first response's.
+func V2Aggregate(model string, req []byte) ([]byte, error) {
+	var in []struct {
+		ID      string    `json:"id"`
+		Outputs []v2Input `json:"outputs"`
+	}
+	if err := decodeArray(req, &in); err != nil {
+		return nil, err
+	}
+	if len(in) == 0 {
+		return nil, errors.New("no responses to aggregate")
+	}
+	if len(in[0].Outputs) == 0 {
+		return nil, errors.New("response 0 has no outputs")
+	}
+	out := v2Response{ModelName: model, ID: in[0].ID, Outputs: make([]v2Output, len(in[0].Outputs))}
+	for o, first := range in[0].Outputs {
+		sums := []float64(nil)
+		for r, resp := range in {
+			if len(resp.Outputs) != len(in[0].Outputs) {
+				return nil, fmt.Errorf("response %d has %d outputs, response 0 has %d", r, len(resp.Outputs), len(in[0].Outputs))
+			}
+			output := resp.Outputs[o]
+			if !slices.Equal(output.Shape, first.Shape) {
+				return nil, fmt.Errorf("response %d output %d has shape %v, response 0 has %v", r, o, output.Shape, first.Shape)
+			}
+			vals, err := v2Floats(output)
+			if err != nil {
+				return nil, fmt.Errorf("response %d output %d (%q): %w", r, o, output.Name, err)
+			}
+			if sums == nil {
+				sums = make([]float64, len(vals))
+			}
+			for i, v := range vals {
+				sums[i] += v
+			}
+		}
+		data := make([]any, len(sums))
+		for i, sum := range sums {
+			mean := sum / float64(len(in))
+			if !finite(mean) {
+				return nil, fmt.Errorf("output %d: the mean of element %d overflows float64", o, i)
+			}
+			data[i] = mean
+		}
+		out.Outputs[o] = v2Output{Name: first.Name, Shape: first.Shape, Datatype: "FP64", Data: data}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encode v2 response: %w", err)
+	}
+	return b, nil
+}
+
+// v2Floats returns the elements of a tensor in a response, checked against its shape.
+func v2Floats(t v2Input) ([]float64, error) {
+	if t.Shape == nil {
+		return nil, errors.New("missing shape")
+	}
+	flat, err := flatten(t.Data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	if err := checkShape(t.Shape, len(flat)); err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(flat))
+	for i, n := range flat {
+		f, err := strconv.ParseFloat(string(n), 64)
+		if err != nil {
+			return nil, fmt.Errorf("data[%d]: value %s is out of range", i, abbreviate([]byte(n)))
+		}
+		out[i] = f
+	}
+	return out, nil
+}
+
+// v2Map applies a to every element of an input; the caller names the output.
+func v2Map(in v2Input, a arith) (v2Output, error) {
 	switch {
 	case in.Name == "":
 		return v2Output{}, errors.New("missing name")
@@ -131,13 +268,13 @@ func v2Double(in v2Input) (v2Output, error) {
 	}
 	data := make([]any, len(flat))
 	for i, n := range flat {
-		d, err := typ.double(n)
+		d, err := typ.apply(n, a)
 		if err != nil {
 			return v2Output{}, fmt.Errorf("data[%d]: %s %w", i, in.Datatype, err)
 		}
 		data[i] = d
 	}
-	return v2Output{Name: in.Name + v2OutputSuffix, Shape: in.Shape, Datatype: in.Datatype, Data: data}, nil
+	return v2Output{Shape: in.Shape, Datatype: in.Datatype, Data: data}, nil
 }
 
 // checkShape checks that shape describes exactly n elements. It divides
@@ -181,16 +318,18 @@ func flatten(v any, out []json.Number) ([]json.Number, error) {
 	}
 }
 
-func (t v2Type) double(n json.Number) (any, error) {
+// apply applies a to n, a value of type t, refusing values and results out of t's range.
+func (t v2Type) apply(n json.Number, a arith) (any, error) {
 	if !t.integer {
 		f, err := strconv.ParseFloat(string(n), 64)
 		if err != nil || math.Abs(f) > t.fmax {
 			return nil, fmt.Errorf("value %s is out of range", abbreviate([]byte(n)))
 		}
-		if math.Abs(2*f) > t.fmax {
-			return nil, fmt.Errorf("doubling %s overflows", n)
+		r := a.float(f)
+		if math.Abs(r) > t.fmax {
+			return nil, a.overflows(n)
 		}
-		return 2 * f, nil
+		return r, nil
 	}
 	i, err := parseInteger(n)
 	if err != nil {
@@ -199,12 +338,12 @@ func (t v2Type) double(n json.Number) (any, error) {
 	if i.Cmp(t.min) < 0 || i.Cmp(t.max) > 0 {
 		return nil, fmt.Errorf("value %s is out of range", n)
 	}
-	i.Lsh(i, 1)
-	if i.Cmp(t.min) < 0 || i.Cmp(t.max) > 0 {
-		return nil, fmt.Errorf("doubling %s overflows", n)
+	r := a.bigInt(i)
+	if r.Cmp(t.min) < 0 || r.Cmp(t.max) > 0 {
+		return nil, a.overflows(n)
 	}
 	// A json.Number is written verbatim, so 64-bit integers stay exact.
-	return json.Number(i.String()), nil
+	return json.Number(r.String()), nil
 }
 
 // parseInteger accepts any JSON number with an integral value, so 3, 3.0 and

@@ -22,8 +22,21 @@ var v2Width = map[string]int{
 // field the protocol assigns the datatype), raw_input_contents answer raw_output_contents. Numeric
 // datatypes only; FP16 only as raw contents, as the protocol has no typed field for it. Integers are
 // doubled exactly; values or doubles out of the datatype's range are refused. The response names the
-// served model and echoes the request id.
+// served model and echoes the request id. It is V2TransformProto for RoleModel.
 func V2InferProto(model string, req *v2pb.ModelInferRequest) (*v2pb.ModelInferResponse, error) {
+	return V2TransformProto(RoleModel, model, req)
+}
+
+// V2TransformProto answers a ModelInferRequest the way a test model playing role does on
+// inference.GRPCInferenceService/ModelInfer: as V2InferProto, with the role's function (see Role) in
+// place of doubling. A model names each output "<input name>_doubled", as before; a transformer and an
+// output transformer keep the input names unchanged, so that the next node of a graph, which expects the
+// names the client sent, can take their outputs as its inputs.
+func V2TransformProto(role Role, model string, req *v2pb.ModelInferRequest) (*v2pb.ModelInferResponse, error) {
+	a, err := role.arith()
+	if err != nil {
+		return nil, err
+	}
 	inputs := req.GetInputs()
 	if len(inputs) == 0 {
 		return nil, errors.New("request has no inputs")
@@ -49,18 +62,18 @@ func V2InferProto(model string, req *v2pb.ModelInferRequest) (*v2pb.ModelInferRe
 		if err != nil {
 			return nil, fmt.Errorf("input %d (%q): %w", i, name, err)
 		}
-		o := &v2pb.ModelInferResponse_InferOutputTensor{Name: name + v2OutputSuffix, Datatype: in.GetDatatype(), Shape: in.GetShape()}
+		o := &v2pb.ModelInferResponse_InferOutputTensor{Name: v2OutputName(role, name), Datatype: in.GetDatatype(), Shape: in.GetShape()}
 		if len(raw) > 0 {
 			if in.GetContents() != nil {
 				return nil, fmt.Errorf("input %d (%q): contents given along with raw_input_contents", i, name)
 			}
-			d, err := v2DoubleRaw(in.GetDatatype(), raw[i], n)
+			d, err := v2MapRaw(in.GetDatatype(), raw[i], n, a)
 			if err != nil {
 				return nil, fmt.Errorf("input %d (%q): %w", i, name, err)
 			}
 			out.RawOutputContents = append(out.RawOutputContents, d)
 		} else {
-			o.Contents, err = v2DoubleContents(in.GetDatatype(), in.GetContents(), n)
+			o.Contents, err = v2MapContents(in.GetDatatype(), in.GetContents(), n, a)
 			if err != nil {
 				return nil, fmt.Errorf("input %d (%q): %w", i, name, err)
 			}
@@ -85,7 +98,8 @@ func v2Elements(shape []int64) (int, error) {
 	return int(n), nil
 }
 
-func v2DoubleContents(datatype string, c *v2pb.InferTensorContents, n int) (*v2pb.InferTensorContents, error) {
+// v2MapContents applies a to every element of typed contents.
+func v2MapContents(datatype string, c *v2pb.InferTensorContents, n int, a arith) (*v2pb.InferTensorContents, error) {
 	typ, ok := v2Types[datatype]
 	if !ok {
 		return nil, fmt.Errorf("datatype %q is not supported (numeric types only)", datatype)
@@ -105,7 +119,7 @@ func v2DoubleContents(datatype string, c *v2pb.InferTensorContents, n int) (*v2p
 		}
 		out.IntContents = make([]int32, n)
 		for i, v := range c.GetIntContents() {
-			d, err := doubleInt(int64(v), v2IntRange(typ))
+			d, err := a.int(int64(v), v2IntRange(typ))
 			if err != nil {
 				return nil, fmt.Errorf("int_contents[%d]: %s %w", i, datatype, err)
 			}
@@ -117,7 +131,7 @@ func v2DoubleContents(datatype string, c *v2pb.InferTensorContents, n int) (*v2p
 		}
 		out.Int64Contents = make([]int64, n)
 		for i, v := range c.GetInt64Contents() {
-			if out.Int64Contents[i], err = doubleInt(v, v2IntRange(typ)); err != nil {
+			if out.Int64Contents[i], err = a.int(v, v2IntRange(typ)); err != nil {
 				return nil, fmt.Errorf("int64_contents[%d]: %s %w", i, datatype, err)
 			}
 		}
@@ -127,7 +141,7 @@ func v2DoubleContents(datatype string, c *v2pb.InferTensorContents, n int) (*v2p
 		}
 		out.UintContents = make([]uint32, n)
 		for i, v := range c.GetUintContents() {
-			d, err := doubleUint(uint64(v), typ.max.Uint64())
+			d, err := a.uint(uint64(v), typ.max.Uint64())
 			if err != nil {
 				return nil, fmt.Errorf("uint_contents[%d]: %s %w", i, datatype, err)
 			}
@@ -139,7 +153,7 @@ func v2DoubleContents(datatype string, c *v2pb.InferTensorContents, n int) (*v2p
 		}
 		out.Uint64Contents = make([]uint64, n)
 		for i, v := range c.GetUint64Contents() {
-			if out.Uint64Contents[i], err = doubleUint(v, math.MaxUint64); err != nil {
+			if out.Uint64Contents[i], err = a.uint(v, math.MaxUint64); err != nil {
 				return nil, fmt.Errorf("uint64_contents[%d]: %s %w", i, datatype, err)
 			}
 		}
@@ -149,7 +163,7 @@ func v2DoubleContents(datatype string, c *v2pb.InferTensorContents, n int) (*v2p
 		}
 		out.Fp32Contents = make([]float32, n)
 		for i, v := range c.GetFp32Contents() {
-			if out.Fp32Contents[i], err = doubleFloat32(v); err != nil {
+			if out.Fp32Contents[i], err = a.float32(v); err != nil {
 				return nil, fmt.Errorf("fp32_contents[%d]: %w", i, err)
 			}
 		}
@@ -159,7 +173,7 @@ func v2DoubleContents(datatype string, c *v2pb.InferTensorContents, n int) (*v2p
 		}
 		out.Fp64Contents = make([]float64, n)
 		for i, v := range c.GetFp64Contents() {
-			if out.Fp64Contents[i], err = doubleFloat64(v); err != nil {
+			if out.Fp64Contents[i], err = a.float64(v); err != nil {
 				return nil, fmt.Errorf("fp64_contents[%d]: %w", i, err)
 			}
 		}
@@ -169,7 +183,8 @@ func v2DoubleContents(datatype string, c *v2pb.InferTensorContents, n int) (*v2p
 	return out, nil
 }
 
-func v2DoubleRaw(datatype string, b []byte, n int) ([]byte, error) {
+// v2MapRaw applies a to every little-endian element of raw contents.
+func v2MapRaw(datatype string, b []byte, n int, a arith) ([]byte, error) {
 	typ, ok := v2Types[datatype]
 	width := v2Width[datatype]
 	if !ok || width == 0 {
@@ -185,23 +200,23 @@ func v2DoubleRaw(datatype string, b []byte, n int) ([]byte, error) {
 		switch {
 		case datatype == "FP16":
 			var h uint16
-			h, err = doubleHalf(binary.LittleEndian.Uint16(in))
+			h, err = a.half(binary.LittleEndian.Uint16(in))
 			binary.LittleEndian.PutUint16(o, h)
 		case datatype == "FP32":
 			var f float32
-			f, err = doubleFloat32(math.Float32frombits(binary.LittleEndian.Uint32(in)))
+			f, err = a.float32(math.Float32frombits(binary.LittleEndian.Uint32(in)))
 			binary.LittleEndian.PutUint32(o, math.Float32bits(f))
 		case datatype == "FP64":
 			var f float64
-			f, err = doubleFloat64(math.Float64frombits(binary.LittleEndian.Uint64(in)))
+			f, err = a.float64(math.Float64frombits(binary.LittleEndian.Uint64(in)))
 			binary.LittleEndian.PutUint64(o, math.Float64bits(f))
 		case typ.min.Sign() < 0:
 			var d int64
-			d, err = doubleInt(readInt(in, true), v2IntRange(typ))
+			d, err = a.int(readInt(in, true), v2IntRange(typ))
 			writeInt(o, d)
 		default:
 			var d uint64
-			d, err = doubleUint(uint64(readInt(in, false)), typ.max.Uint64())
+			d, err = a.uint(uint64(readInt(in, false)), typ.max.Uint64())
 			writeInt(o, int64(d))
 		}
 		if err != nil {
@@ -212,13 +227,3 @@ func v2DoubleRaw(datatype string, b []byte, n int) ([]byte, error) {
 }
 
 func v2IntRange(t v2Type) tfInt { return tfInt{min: t.min.Int64(), max: t.max.Int64()} }
-
-func doubleUint(v, max uint64) (uint64, error) {
-	if v > max {
-		return 0, fmt.Errorf("value %d is out of range", v)
-	}
-	if v > max/2 {
-		return 0, fmt.Errorf("doubling %d overflows", v)
-	}
-	return 2 * v, nil
-}

@@ -90,10 +90,20 @@ func New(p Protocol, o Options) (*Client, error) {
 func (c *Client) Registry() *Registry { return c.reg }
 
 // Check decodes the record's value as the type its proto-name names, fills in the model name where
-// the protocol wants one, and keeps the message on req for the calls.
+// the protocol wants one, and keeps the message on req for the calls. A request that arrives decoded
+// (the synchronous gRPC API) is checked to be one of the protocol's requests.
 func (c *Client) Check(req *protocols.Request) error {
-	msg, m, err := c.reg.Decode(req.ProtoName, req.Body)
-	if err != nil {
+	var (
+		msg proto.Message
+		m   *Method
+		err error
+	)
+	if d, ok := req.Decoded.(proto.Message); ok {
+		if m, err = c.reg.Lookup(string(d.ProtoReflect().Descriptor().FullName())); err != nil {
+			return err
+		}
+		msg = d
+	} else if msg, m, err = c.reg.Decode(req.ProtoName, req.Body); err != nil {
 		return err
 	}
 	if m.Prepare != nil {

@@ -1,0 +1,463 @@
+package executor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/seldon-kafka/sidecar/internal/testkit"
+	"github.com/seldon-kafka/sidecar/internal/testmodel"
+	"github.com/seldon-kafka/sidecar/protocols/seldon/seldonpb"
+)
+
+// Inference graphs through Kafka: every node a test model process of its own, the sidecar walking the
+// graph for each record. The expected answer of a record is composed, independently of the sidecar,
+// from the test model's own functions, in the order the legacy executor calls the nodes.
+
+const image = testmodel.DefaultImage
+
+// gnode is a node of a test graph and the process that serves it.
+type gnode struct {
+	name     string
+	typ      string // MODEL, TRANSFORMER, OUTPUT_TRANSFORMER, ROUTER, COMBINER
+	children []*gnode
+	proc     *testkit.ModelProcess
+}
+
+func gn(name, typ string, children ...*gnode) *gnode {
+	return &gnode{name: name, typ: typ, children: children}
+}
+
+// start starts a test model process for every node, under the node's name.
+func (n *gnode) start(t *testing.T, args ...string) {
+	n.proc = testkit.StartModelProcess(t, append([]string{"--model_name=" + n.name}, args...)...)
+	for _, c := range n.children {
+		c.start(t, args...)
+	}
+}
+
+// spec is the node as the operator writes it into ENGINE_PREDICTOR.
+func (n *gnode) spec() map[string]any {
+	s := map[string]any{"name": n.name, "type": n.typ, "endpoint": map[string]any{
+		"service_host": "127.0.0.1", "httpPort": n.proc.HTTPPort, "grpcPort": n.proc.GRPCPort}}
+	var children []any
+	for _, c := range n.children {
+		children = append(children, c.spec())
+	}
+	if children != nil {
+		s["children"] = children
+	}
+	return s
+}
+
+// newGraphHarness is a harness whose predictor is the graph rooted at root, its nodes started.
+func newGraphHarness(t *testing.T, transport string, root *gnode, partitions int) *harness {
+	t.Helper()
+	h := newHarness(t, "seldon", partitions)
+	h.transport = transport
+	root.start(t)
+	b, err := json.Marshal(map[string]any{"name": "default", "graph": root.spec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.env["ENGINE_PREDICTOR"] = base64.StdEncoding.EncodeToString(b)
+	return h
+}
+
+// expectSeldon is the answer the graph under n gives to a seldon JSON request, composed as the legacy
+// executor walks it: a transformer's answer goes to its children, a router's index picks one (-1 all,
+// the first child's answer kept; -2 none), a combiner gets a JSON array of its children's answers, an
+// output transformer gets its child's answer.
+func expectSeldon(t *testing.T, n *gnode, req []byte) []byte {
+	t.Helper()
+	must := func(b []byte, err error) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("test model refuses %s at %s: %v", req, n.name, err)
+		}
+		return b
+	}
+	children := func(in []byte) [][]byte {
+		var out [][]byte
+		for _, c := range n.children {
+			out = append(out, expectSeldon(t, c, in))
+		}
+		return out
+	}
+	switch n.typ {
+	case "MODEL":
+		return must(testmodel.SeldonPredictWithImage(n.name, image, req))
+	case "TRANSFORMER":
+		out := must(testmodel.SeldonTransformInput(n.name, image, req))
+		if len(n.children) > 0 {
+			return children(out)[0]
+		}
+		return out
+	case "OUTPUT_TRANSFORMER":
+		in := req
+		if len(n.children) > 0 {
+			in = children(req)[0]
+		}
+		return must(testmodel.SeldonTransformOutput(n.name, image, in))
+	case "ROUTER":
+		route, err := testmodel.SeldonRouteOf(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch route {
+		case -1:
+			return children(req)[0]
+		case -2:
+			return req
+		}
+		return expectSeldon(t, n.children[route], req)
+	case "COMBINER":
+		return must(testmodel.SeldonAggregate(n.name, image, append(append([]byte("["), bytes.Join(children(req), []byte(","))...), ']')))
+	}
+	t.Fatalf("node type %s", n.typ)
+	return nil
+}
+
+// graphRequest is the i-th seldon request: its first feature decides a router's route (i/2 rounded
+// alternates the parity once a transformer has doubled it; every tenth is negative, for -1, and a few
+// are -2).
+func graphRequest(i int) []byte {
+	x := float64(i) / 2
+	switch {
+	case i%50 == 7:
+		x = -2
+	case i%10 == 3:
+		x = -float64(i)
+	}
+	return []byte(fmt.Sprintf(`{"data":{"names":["a","b"],"ndarray":[[%g,2],[3,%g]]}}`, x, x+1))
+}
+
+// graphRecords are n keyed records (20 keys, so order per key is checked) for the transport.
+func graphRecords(t *testing.T, transport string, n int) []testkit.Record {
+	recs := make([]testkit.Record, n)
+	for i := range recs {
+		recs[i] = testkit.Record{Key: []byte(fmt.Sprintf("k%02d", i%20)), Value: graphRequest(i),
+			Headers: map[string]string{"Seldon-Puid": fmt.Sprintf("puid-%d", i)}}
+		if transport == "grpc" {
+			recs[i].Value = protoOfJSON(t, recs[i].Value)
+			recs[i].Headers["proto-name"] = "seldon.protos.SeldonMessage"
+		}
+	}
+	return recs
+}
+
+func protoOfJSON(t *testing.T, js []byte) []byte {
+	t.Helper()
+	var m seldonpb.SeldonMessage
+	if err := protojson.Unmarshal(js, &m); err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sameAnswer compares an answer with the expected JSON: byte for byte over REST; as messages over
+// gRPC, where the nodes answered the same content as protobuf.
+func sameAnswer(t *testing.T, transport string, got, want []byte) bool {
+	t.Helper()
+	if transport != "grpc" {
+		return bytes.Equal(got, want)
+	}
+	var g, w seldonpb.SeldonMessage
+	if err := proto.Unmarshal(got, &g); err != nil {
+		t.Fatalf("answer is not a SeldonMessage: %v", err)
+	}
+	if err := protojson.Unmarshal(want, &w); err != nil {
+		t.Fatalf("expected %s: %v", want, err)
+	}
+	return proto.Equal(&g, &w)
+}
+
+// checkGraphAnswers checks one answer per record, each the expected composition, and the answers of a
+// key in the order of its records.
+func checkGraphAnswers(t *testing.T, transport string, root *gnode, recs, answers []testkit.Record) {
+	t.Helper()
+	wantByKey := map[string][][]byte{}
+	for _, r := range recs {
+		wantByKey[string(r.Key)] = append(wantByKey[string(r.Key)], expectSeldon(t, root, graphRequest(puidIndex(t, r.Headers["Seldon-Puid"]))))
+	}
+	seen := map[string]int{}
+	for _, a := range answers {
+		if reason := a.Headers["Seldon-Error-Reason"]; reason != "" {
+			t.Fatalf("key %s: error record: %s at %s: %s", a.Key, reason, a.Headers["Seldon-Error-Node"], a.Headers["Seldon-Error-Message"])
+		}
+		k := string(a.Key)
+		i := seen[k]
+		seen[k]++
+		if i >= len(wantByKey[k]) {
+			t.Fatalf("key %s: more answers than records", k)
+		}
+		if want := wantByKey[k][i]; !sameAnswer(t, transport, a.Value, want) {
+			t.Fatalf("key %s, answer %d (%s): got\n%s\nwant\n%s", k, i, a.Headers["Seldon-Puid"], answerText(a.Value, transport), want)
+		}
+	}
+	for k, want := range wantByKey {
+		if seen[k] != len(want) {
+			t.Errorf("key %s: %d answers, want %d", k, seen[k], len(want))
+		}
+	}
+}
+
+func answerText(b []byte, transport string) string {
+	if transport != "grpc" {
+		return string(b)
+	}
+	var m seldonpb.SeldonMessage
+	_ = proto.Unmarshal(b, &m)
+	return protojson.Format(&m)
+}
+
+func puidIndex(t *testing.T, puid string) int {
+	var i int
+	if _, err := fmt.Sscanf(puid, "puid-%d", &i); err != nil {
+		t.Fatalf("Seldon-Puid %q: %v", puid, err)
+	}
+	return i
+}
+
+// The graph shapes of the legacy examples, and one of each nested in another.
+func graphShapes() []struct {
+	name string
+	root func() *gnode
+} {
+	return []struct {
+		name string
+		root func() *gnode
+	}{
+		{"transformer then model", func() *gnode { return gn("t", "TRANSFORMER", gn("m", "MODEL")) }},
+		{"output transformer over a model", func() *gnode { return gn("o", "OUTPUT_TRANSFORMER", gn("m", "MODEL")) }},
+		{"router with two children", func() *gnode { return gn("r", "ROUTER", gn("a", "MODEL"), gn("b", "MODEL")) }},
+		{"combiner over three nodes", func() *gnode {
+			return gn("c", "COMBINER", gn("m1", "MODEL"), gn("t1", "TRANSFORMER"), gn("o1", "OUTPUT_TRANSFORMER"))
+		}},
+		{"nested", func() *gnode {
+			return gn("t", "TRANSFORMER", gn("r", "ROUTER", gn("m", "MODEL"), gn("c", "COMBINER", gn("m2", "MODEL"), gn("m3", "MODEL"))))
+		}},
+	}
+}
+
+func TestEveryGraphShapeAnswersTheComposedAnswer(t *testing.T) {
+	for _, transport := range []string{"rest", "grpc"} {
+		for _, shape := range graphShapes() {
+			t.Run(transport+"/"+shape.name, func(t *testing.T) {
+				const n = 500
+				root := shape.root()
+				h := newGraphHarness(t, transport, root, 3)
+				s := h.start()
+				recs := graphRecords(t, transport, n)
+				testkit.Produce(t, h.bootstrap, h.in, recs)
+				answers := testkit.Consume(t, h.bootstrap, h.out, n, 120*time.Second)
+				checkGraphAnswers(t, transport, root, recs, answers)
+				h.waitAllCommitted(30 * time.Second)
+
+				// The synchronous API walks the same graph: the same answer for the same request.
+				for _, a := range answers[:20] {
+					i := puidIndex(t, a.Headers["Seldon-Puid"])
+					got := syncPredict(t, transport, s, graphRequest(i))
+					if !bytes.Equal(got, a.Value) {
+						t.Fatalf("request %d: the synchronous API answered\n%s\nKafka\n%s", i, answerText(got, transport), answerText(a.Value, transport))
+					}
+				}
+			})
+		}
+	}
+}
+
+// syncPredict asks the sidecar's synchronous API: seldon POST /api/v1.0/predictions over REST,
+// seldon.protos.Seldon/Predict over gRPC (answered as protobuf bytes, as Kafka gets them).
+func syncPredict(t *testing.T, transport string, s *sidecar, req []byte) []byte {
+	t.Helper()
+	if transport == "grpc" {
+		conn, err := grpc.NewClient(s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var in seldonpb.SeldonMessage
+		if err := protojson.Unmarshal(req, &in); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := seldonpb.NewSeldonClient(conn).Predict(metadata.AppendToOutgoingContext(ctx, "seldon-puid", "sync"), &in)
+		if err != nil {
+			t.Fatalf("Seldon/Predict: %v", err)
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	resp, err := http.Post("http://"+s.health+"/api/v1.0/predictions", "application/json", bytes.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/v1.0/predictions: %d %s", resp.StatusCode, body)
+	}
+	return body
+}
+
+func TestGraphNodesGetWhatTheLegacyExecutorSends(t *testing.T) {
+	// meta.requestPath is written by the nodes: the router's answer is read for the route and never
+	// passed on, so the router's name is not in it, and only the nodes a record visited are.
+	root := gn("t", "TRANSFORMER", gn("r", "ROUTER", gn("a", "MODEL"), gn("b", "MODEL")))
+	h := newGraphHarness(t, "rest", root, 1)
+	h.start()
+	recs := []testkit.Record{
+		{Key: []byte("0"), Value: []byte(`{"data":{"ndarray":[[2,1]]}}`)},                          // 4 after t: child a
+		{Key: []byte("1"), Value: []byte(`{"data":{"ndarray":[[2.5,1]]}}`)},                        // 5: child b
+		{Key: []byte("2"), Value: []byte(`{"data":{"ndarray":[[-1,1]]}}`)},                         // -2 after t: no child, t's answer
+		{Key: []byte("3"), Value: []byte(`{"data":{"ndarray":[[-1.5,1]]},"meta":{"puid":"p-3"}}`)}, // -3: both children, a's answer
+	}
+	testkit.Produce(t, h.bootstrap, h.in, recs)
+	answers := testkit.Consume(t, h.bootstrap, h.out, len(recs), 60*time.Second)
+	want := map[string]string{
+		"0": `{"a":"testmodel","t":"testmodel"}`,
+		"1": `{"b":"testmodel","t":"testmodel"}`,
+		"2": `{"t":"testmodel"}`,
+		"3": `{"a":"testmodel","t":"testmodel"}`,
+	}
+	for _, a := range answers {
+		var body struct {
+			Meta struct {
+				Puid        string          `json:"puid"`
+				RequestPath json.RawMessage `json:"requestPath"`
+				Routing     json.RawMessage `json:"routing"`
+			} `json:"meta"`
+		}
+		if err := json.Unmarshal(a.Value, &body); err != nil {
+			t.Fatalf("answer %s: %v", a.Value, err)
+		}
+		if got := string(body.Meta.RequestPath); got != want[string(a.Key)] {
+			t.Errorf("record %s: meta.requestPath %s, want %s (answer %s)", a.Key, got, want[string(a.Key)], a.Value)
+		}
+		if body.Meta.Routing != nil {
+			t.Errorf("record %s: meta.routing %s written without SELDON_ENABLE_ROUTING_INJECTION", a.Key, body.Meta.Routing)
+		}
+		if string(a.Key) == "3" && body.Meta.Puid != "p-3" {
+			t.Errorf("record 3: meta.puid %q, want the request's p-3", body.Meta.Puid)
+		}
+		if a.Headers["Seldon-Puid"] == "" || !strings.HasPrefix(a.Headers["Content-Type"], "application/json") {
+			t.Errorf("record %s: headers %v, want Seldon-Puid and the JSON content type", a.Key, a.Headers)
+		}
+	}
+}
+
+func TestRoutingInjectionWritesTheRoutesTakenAsTheLegacyExecutor(t *testing.T) {
+	root := gn("r", "ROUTER", gn("a", "MODEL"), gn("b", "MODEL"))
+	h := newGraphHarness(t, "rest", root, 1)
+	h.env["SELDON_ENABLE_ROUTING_INJECTION"] = "true"
+	h.start()
+	tests := []struct {
+		req     string
+		child   string // whose answer it is; "" for the request itself
+		routing map[string]int32
+	}{
+		{`{"data":{"ndarray":[[4,1]]}}`, "a", map[string]int32{"a": -1, "r": 0}},
+		{`{"data":{"ndarray":[[5,1]]}}`, "b", map[string]int32{"b": -1, "r": 1}},
+		{`{"data":{"ndarray":[[-5,1]]}}`, "a", map[string]int32{"a": -1, "b": -1, "r": -1}},
+		{`{"data":{"ndarray":[[-2,1]]}}`, "", map[string]int32{"r": -2}},
+	}
+	var recs []testkit.Record
+	for i, tc := range tests {
+		recs = append(recs, testkit.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(tc.req)})
+	}
+	testkit.Produce(t, h.bootstrap, h.in, recs)
+	answers := testkit.Consume(t, h.bootstrap, h.out, len(recs), 60*time.Second)
+	for _, a := range answers {
+		var i int
+		fmt.Sscan(string(a.Key), &i)
+		tc := tests[i]
+		answer := []byte(tc.req)
+		if tc.child != "" {
+			var err error
+			if answer, err = testmodel.SeldonPredictWithImage(tc.child, image, answer); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The legacy executor decodes each answer into interface{}, sets meta.routing where there is a
+		// meta object, and encodes it again with encoding/json.
+		var v any
+		if err := json.Unmarshal(answer, &v); err != nil {
+			t.Fatal(err)
+		}
+		if meta, ok := v.(map[string]any)["meta"].(map[string]any); ok {
+			meta["routing"] = tc.routing
+		}
+		want, _ := json.Marshal(v)
+		if !bytes.Equal(a.Value, want) {
+			t.Errorf("record %d: got\n%s\nwant\n%s", i, a.Value, want)
+		}
+	}
+}
+
+func TestAGraphNodeThatFailsBecomesAnErrorRecordNamingIt(t *testing.T) {
+	// transformer → router → [model, combiner → [model, model]]
+	root := gn("t", "TRANSFORMER", gn("r", "ROUTER", gn("m", "MODEL"), gn("c", "COMBINER", gn("m2", "MODEL"), gn("m3", "MODEL"))))
+	h := newGraphHarness(t, "rest", root, 2)
+	h.withErrorTopic()
+	h.env["MODEL_TIMEOUT"] = "500ms"
+	h.env["MODEL_MAX_ATTEMPTS"] = "2"
+	h.start()
+	bad := map[string]struct {
+		value             string
+		node, method      string
+		reason, inMessage string
+	}{
+		"route-7":             {`{"data":{"ndarray":[[500000,1]]}}`, "r", "route", "invalid_answer", "child 7"},
+		"combiner-500":        {`{"meta":{"tags":{"fail-node":"c"}},"data":{"ndarray":[[1.5,1]]}}`, "c", "aggregate", "retries_exhausted", "injected failure at c"},
+		"transformer-timeout": {`{"meta":{"tags":{"slow-node":"t"}},"data":{"ndarray":[[1,1]]}}`, "t", "transform-input", "retries_exhausted", "timed out"},
+	}
+	var recs []testkit.Record
+	for i := range 60 {
+		recs = append(recs, testkit.Record{Key: []byte(fmt.Sprintf("good-%d", i)), Value: graphRequest(i),
+			Headers: map[string]string{"Seldon-Puid": fmt.Sprintf("puid-%d", i)}})
+	}
+	for k, b := range bad {
+		recs = append(recs, testkit.Record{Key: []byte(k), Value: []byte(b.value)})
+	}
+	testkit.Produce(t, h.bootstrap, h.in, recs)
+	errs := testkit.Consume(t, h.bootstrap, h.errs, len(bad), 90*time.Second)
+	for _, e := range errs {
+		b, ok := bad[string(e.Key)]
+		if !ok {
+			t.Fatalf("error record for %s: %v", e.Key, e.Headers)
+		}
+		if e.Headers["Seldon-Error-Node"] != b.node || e.Headers["Seldon-Error-Method"] != b.method ||
+			e.Headers["Seldon-Error-Reason"] != b.reason || !strings.Contains(e.Headers["Seldon-Error-Message"], b.inMessage) {
+			t.Errorf("%s: error record %v; want node %s, method %s, reason %s, saying %q", e.Key, e.Headers, b.node, b.method, b.reason, b.inMessage)
+		}
+		if string(e.Value) != b.value {
+			t.Errorf("%s: the error record carries %s, not the request", e.Key, e.Value)
+		}
+	}
+	// Every good record is answered, around the bad ones.
+	answers := testkit.Consume(t, h.bootstrap, h.out, 60, 60*time.Second)
+	checkGraphAnswers(t, "rest", root, recs[:60], answers)
+	h.waitAllCommitted(30 * time.Second)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,6 +22,8 @@ import (
 	"github.com/seldon-kafka/sidecar/internal/testkit"
 	"github.com/seldon-kafka/sidecar/internal/testmodel"
 	"github.com/seldon-kafka/sidecar/protocols/seldon/seldonpb"
+	"github.com/seldon-kafka/sidecar/protocols/tensorflow/tfpb"
+	"github.com/seldon-kafka/sidecar/protocols/v2/v2pb"
 )
 
 // Inference graphs through Kafka: every node a test model process of its own, the sidecar walking the
@@ -460,4 +463,349 @@ func TestAGraphNodeThatFailsBecomesAnErrorRecordNamingIt(t *testing.T) {
 	answers := testkit.Consume(t, h.bootstrap, h.out, 60, 60*time.Second)
 	checkGraphAnswers(t, "rest", root, recs[:60], answers)
 	h.waitAllCommitted(30 * time.Second)
+}
+
+// role is the test model role that serves a node type over TF Serving and v2, where transformers are
+// called as models.
+func (n *gnode) role() testmodel.Role {
+	switch n.typ {
+	case "TRANSFORMER":
+		return testmodel.RoleTransformer
+	case "OUTPUT_TRANSFORMER":
+		return testmodel.RoleOutputTransformer
+	}
+	return testmodel.RoleModel
+}
+
+// startWithRoles starts every node's process with the role its type needs.
+func (n *gnode) startWithRoles(t *testing.T) {
+	n.proc = testkit.StartModelProcess(t, "--model_name="+n.name, "--role="+string(n.role()))
+	for _, c := range n.children {
+		c.startWithRoles(t)
+	}
+}
+
+// legacyChain is the legacy executor's Chain for TF Serving and v2 over REST, written out: a request
+// passes unchanged; an answer's "predictions" (TF) or "outputs" (v2) is renamed and the object encoded
+// again with encoding/json.
+func legacyChain(t *testing.T, protocol string, body []byte) []byte {
+	var obj map[string]any
+	if err := json.Unmarshal(body, &obj); err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	from, to := "outputs", "inputs"
+	if protocol == "tensorflow" {
+		from, to = "predictions", "instances"
+		if _, ok := obj["instances"]; ok {
+			return body
+		}
+	}
+	if _, ok := obj["inputs"]; ok {
+		return body
+	}
+	obj[to] = obj[from]
+	delete(obj, from)
+	b, _ := json.Marshal(obj)
+	return b
+}
+
+// expectJSON is the answer a TF Serving or v2 graph gives over REST, composed from the test model's
+// functions as the legacy executor walks it.
+func expectJSON(t *testing.T, protocol string, n *gnode, req []byte) []byte {
+	t.Helper()
+	must := func(b []byte, err error) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("test model refuses %s at %s: %v", req, n.name, err)
+		}
+		return b
+	}
+	transform := func(in []byte) []byte {
+		in = legacyChain(t, protocol, in)
+		if protocol == "tensorflow" {
+			return must(testmodel.TensorflowTransform(n.role(), in))
+		}
+		return must(testmodel.V2Transform(n.role(), n.name, in))
+	}
+	var answers [][]byte
+	walkChildren := func(in []byte) {
+		for _, c := range n.children {
+			answers = append(answers, expectJSON(t, protocol, c, in))
+		}
+	}
+	switch n.typ {
+	case "MODEL", "TRANSFORMER":
+		out := transform(req)
+		if len(n.children) == 0 {
+			return out
+		}
+		walkChildren(out)
+		return answers[0]
+	case "OUTPUT_TRANSFORMER":
+		walkChildren(req)
+		return transform(answers[0])
+	case "ROUTER":
+		var routes []int
+		var raw []byte
+		if protocol == "tensorflow" {
+			raw = must(testmodel.TensorflowRoute(req))
+		} else {
+			raw = must(testmodel.V2Route(req))
+		}
+		if err := json.Unmarshal(raw, &routes); err != nil || len(routes) == 0 {
+			t.Fatalf("route %s: %v", raw, err)
+		}
+		switch routes[0] {
+		case -1:
+			walkChildren(req)
+			return answers[0]
+		case -2:
+			return req
+		}
+		return expectJSON(t, protocol, n.children[routes[0]], req)
+	case "COMBINER":
+		walkChildren(req)
+		body := append(append([]byte("["), bytes.Join(answers, []byte(","))...), ']')
+		if protocol == "tensorflow" {
+			return must(testmodel.TensorflowAggregate(body))
+		}
+		return must(testmodel.V2Aggregate(n.name, body))
+	}
+	t.Fatalf("node type %s", n.typ)
+	return nil
+}
+
+// jsonRequest is the i-th TF Serving or v2 request; its first number decides a router's route.
+func jsonRequest(protocol string, i int) []byte {
+	x := float64(i)
+	if i%10 == 3 {
+		x = -x
+	}
+	if protocol == "tensorflow" {
+		return []byte(fmt.Sprintf(`{"instances":[[%g,1.5],[2,%g]]}`, x, x))
+	}
+	return []byte(fmt.Sprintf(`{"id":"r%d","inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[%g,%d]}]}`, i, x, i+1))
+}
+
+func TestTensorflowAndV2GraphsOverRESTAsTheLegacyExecutorChainsThem(t *testing.T) {
+	shapes := []struct {
+		name string
+		root func() *gnode
+	}{
+		{"transformer then model", func() *gnode { return gn("t", "TRANSFORMER", gn("m", "MODEL")) }},
+		{"output transformer over a model", func() *gnode { return gn("o", "OUTPUT_TRANSFORMER", gn("m", "MODEL")) }},
+		{"router", func() *gnode { return gn("r", "ROUTER", gn("a", "MODEL"), gn("b", "TRANSFORMER")) }},
+		{"combiner", func() *gnode { return gn("c", "COMBINER", gn("m1", "MODEL"), gn("t1", "TRANSFORMER")) }},
+	}
+	for _, protocol := range []string{"tensorflow", "v2"} {
+		for _, shape := range shapes {
+			t.Run(protocol+"/"+shape.name, func(t *testing.T) {
+				const n = 200
+				root := shape.root()
+				root.startWithRoles(t)
+				h := newHarness(t, protocol, 2)
+				b, _ := json.Marshal(map[string]any{"name": "default", "graph": root.spec()})
+				h.env["ENGINE_PREDICTOR"] = base64.StdEncoding.EncodeToString(b)
+				h.start()
+				recs := make([]testkit.Record, n)
+				for i := range recs {
+					recs[i] = testkit.Record{Key: []byte(fmt.Sprint(i)), Value: jsonRequest(protocol, i)}
+				}
+				testkit.Produce(t, h.bootstrap, h.in, recs)
+				for _, a := range testkit.Consume(t, h.bootstrap, h.out, n, 60*time.Second) {
+					var i int
+					fmt.Sscan(string(a.Key), &i)
+					if reason := a.Headers["Seldon-Error-Reason"]; reason != "" {
+						t.Fatalf("record %d: error record %s at %s: %s", i, reason, a.Headers["Seldon-Error-Node"], a.Headers["Seldon-Error-Message"])
+					}
+					if want := expectJSON(t, protocol, root, recs[i].Value); !bytes.Equal(a.Value, want) {
+						t.Fatalf("record %d: got\n%s\nwant\n%s", i, a.Value, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestTensorflowAndV2ChainsOverGRPC(t *testing.T) {
+	// TF Serving's PredictResponse outputs become the next PredictRequest's inputs, for the next node's
+	// model name; v2's ModelInferResponse outputs become ModelInferRequest inputs.
+	for _, protocol := range []string{"tensorflow", "v2"} {
+		t.Run(protocol, func(t *testing.T) {
+			const n = 100
+			root := gn("o", "OUTPUT_TRANSFORMER", gn("t", "TRANSFORMER", gn("m", "MODEL")))
+			root.startWithRoles(t)
+			h := newHarness(t, protocol, 2)
+			h.transport = "grpc"
+			b, _ := json.Marshal(map[string]any{"name": "default", "graph": root.spec()})
+			h.env["ENGINE_PREDICTOR"] = base64.StdEncoding.EncodeToString(b)
+			h.start()
+			recs := make([]testkit.Record, n)
+			msgs := make([]proto.Message, n)
+			for i := range recs {
+				msg, name := grpcRequest(protocol, i)
+				if r, ok := msg.(*tfpb.PredictRequest); ok {
+					r.ModelSpec = nil // named by the sidecar after the node called, as the v2 request's model_name
+				}
+				msgs[i] = msg
+				body, err := proto.Marshal(msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs[i] = testkit.Record{Key: []byte(fmt.Sprint(i)), Value: body, Headers: map[string]string{"proto-name": name}}
+			}
+			testkit.Produce(t, h.bootstrap, h.in, recs)
+			for _, a := range testkit.Consume(t, h.bootstrap, h.out, n, 60*time.Second) {
+				var i int
+				fmt.Sscan(string(a.Key), &i)
+				if reason := a.Headers["Seldon-Error-Reason"]; reason != "" {
+					t.Fatalf("record %d: error record %s at %s: %s", i, reason, a.Headers["Seldon-Error-Node"], a.Headers["Seldon-Error-Message"])
+				}
+				want, got := expectProtoChain(t, protocol, msgs[i]), newAnswer(protocol)
+				if err := proto.Unmarshal(a.Value, got); err != nil {
+					t.Fatal(err)
+				}
+				if !proto.Equal(got, want) {
+					t.Fatalf("record %d: got\n%v\nwant\n%v", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+func newAnswer(protocol string) proto.Message {
+	if protocol == "tensorflow" {
+		return &tfpb.PredictResponse{}
+	}
+	return &v2pb.ModelInferResponse{}
+}
+
+// expectProtoChain is t (transformer) then m (model) then o (output transformer) over gRPC, each answer
+// made the next request as the graph chains it.
+func expectProtoChain(t *testing.T, protocol string, req proto.Message) proto.Message {
+	t.Helper()
+	steps := []struct {
+		node string
+		role testmodel.Role
+	}{{"t", testmodel.RoleTransformer}, {"m", testmodel.RoleModel}, {"o", testmodel.RoleOutputTransformer}}
+	if protocol == "tensorflow" {
+		in := proto.Clone(req).(*tfpb.PredictRequest)
+		var out *tfpb.PredictResponse
+		for _, s := range steps {
+			if out != nil {
+				in = &tfpb.PredictRequest{ModelSpec: &tfpb.ModelSpec{Name: s.node}, Inputs: out.GetOutputs()}
+			}
+			var err error
+			if out, err = testmodel.TensorflowTransformProto(s.role, s.node, in); err != nil {
+				t.Fatalf("%s: %v", s.node, err)
+			}
+		}
+		return out
+	}
+	in := proto.Clone(req).(*v2pb.ModelInferRequest)
+	var out *v2pb.ModelInferResponse
+	for _, s := range steps {
+		if out != nil {
+			in = &v2pb.ModelInferRequest{ModelName: s.node, Id: out.GetId(), Parameters: out.GetParameters(), RawInputContents: out.GetRawOutputContents()}
+			for _, o := range out.GetOutputs() {
+				in.Inputs = append(in.Inputs, &v2pb.ModelInferRequest_InferInputTensor{Name: o.GetName(), Datatype: o.GetDatatype(),
+					Shape: o.GetShape(), Parameters: o.GetParameters(), Contents: o.GetContents()})
+			}
+		}
+		var err error
+		if out, err = testmodel.V2TransformProto(s.role, s.node, in); err != nil {
+			t.Fatalf("%s: %v", s.node, err)
+		}
+	}
+	return out
+}
+
+func TestAGraphIsReadyOnlyWhenEveryNodeIsAndReadySaysWhichIsNot(t *testing.T) {
+	// transformer → model, served in this process; the model's container is down at first (a seldon
+	// node is ready when it answers /health/ping), and comes up on its port later.
+	serve := func(name, addr string) int {
+		s := testmodel.New(testmodel.Options{ModelName: name})
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = s.Serve(ln) }()
+		t.Cleanup(func() { _ = s.Close() })
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	tPort := serve("t", "127.0.0.1:0")
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mPort := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	spec := map[string]any{"name": "default", "graph": map[string]any{
+		"name": "t", "type": "TRANSFORMER", "endpoint": map[string]any{"service_host": "127.0.0.1", "httpPort": tPort},
+		"children": []any{map[string]any{"name": "m", "type": "MODEL", "endpoint": map[string]any{"service_host": "127.0.0.1", "httpPort": mPort}}},
+	}}
+	h := newHarness(t, "seldon", 1)
+	b, _ := json.Marshal(spec)
+	h.env["ENGINE_PREDICTOR"] = base64.StdEncoding.EncodeToString(b)
+	s := h.start()
+
+	type readyBody struct {
+		Ready bool `json:"ready"`
+		Model bool `json:"model"`
+		Nodes []struct {
+			Node  string `json:"node"`
+			Ready bool   `json:"ready"`
+			Error string `json:"error"`
+		} `json:"nodes"`
+	}
+	ready := func() (int, readyBody) {
+		resp, err := http.Get("http://" + s.health + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body readyBody
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, body
+	}
+	waitFor(t, "/ready to report the nodes", 20*time.Second, func() bool { _, b := ready(); return len(b.Nodes) == 2 })
+	code, body := ready()
+	if code != http.StatusServiceUnavailable || body.Model {
+		t.Fatalf("/ready %d %+v with the model not ready; want 503 and model false", code, body)
+	}
+	for _, n := range body.Nodes {
+		if n.Ready != (n.Node == "t") {
+			t.Errorf("node %s ready=%v", n.Node, n.Ready)
+		}
+		if n.Node == "m" && !strings.Contains(n.Error, "connection refused") {
+			t.Errorf("node m: error %q, want the cause (its port refuses connections)", n.Error)
+		}
+	}
+	if metric(t, s, `seldon_kafka_node_ready{node="m"}`) != 0 || metric(t, s, `seldon_kafka_node_ready{node="t"}`) != 1 {
+		t.Error("seldon_kafka_node_ready does not say m is down and t is up")
+	}
+
+	// Records that arrive while a node is not ready wait; none becomes an error record.
+	const n = 50
+	recs := make([]testkit.Record, n)
+	for i := range recs {
+		recs[i] = testkit.Record{Key: []byte(fmt.Sprint(i)), Value: graphRequest(i)}
+	}
+	testkit.Produce(t, h.bootstrap, h.in, recs)
+	serve("m", fmt.Sprintf("127.0.0.1:%d", mPort))
+	answers := testkit.Consume(t, h.bootstrap, h.out, n, 60*time.Second)
+	for _, a := range answers {
+		if a.Headers["Seldon-Error-Reason"] != "" {
+			t.Fatalf("error record while the model was not ready: %v", a.Headers)
+		}
+	}
+	waitFor(t, "/ready 200", 20*time.Second, func() bool { code, _ := ready(); return code == http.StatusOK })
+	if got := metric(t, s, `seldon_kafka_node_call_duration_seconds_count{method="transform-input",node="t",outcome="ok"}`); got < n {
+		t.Errorf("%v transform-input calls to t counted, want at least %d", got, n)
+	}
+	if got := metric(t, s, `seldon_kafka_node_call_duration_seconds_count{method="predict",node="m",outcome="ok"}`); got < n {
+		t.Errorf("%v predict calls to m counted, want at least %d", got, n)
+	}
 }

@@ -60,7 +60,7 @@ func TestReplicasShareTheGroupAndOneLeavingAnswersEachRecordOnce(t *testing.T) {
 	}
 }
 
-// metric reads one unlabelled series from a sidecar's /metrics.
+// metric reads one series from a sidecar's /metrics, written as Prometheus writes it: name{labels}.
 func metric(t *testing.T, s *sidecar, name string) float64 {
 	t.Helper()
 	v, err := readMetric(s, name)

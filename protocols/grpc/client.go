@@ -89,25 +89,17 @@ func New(p Protocol, o Options) (*Client, error) {
 // Registry is the client's proto-name registry.
 func (c *Client) Registry() *Registry { return c.reg }
 
-// Check decodes the record's value as the type its proto-name names, fills in the model name where
-// the protocol wants one, and keeps the message on req for the calls. A request that arrives decoded
-// (the synchronous gRPC API) is checked to be one of the protocol's requests.
+// Check decodes the record's value as the type its proto-name names and keeps the message on req for
+// the calls. A request that arrives decoded (the synchronous gRPC API) is checked to be one of the
+// protocol's requests.
 func (c *Client) Check(req *protocols.Request) error {
-	var (
-		msg proto.Message
-		m   *Method
-		err error
-	)
 	if d, ok := req.Decoded.(proto.Message); ok {
-		if m, err = c.reg.Lookup(string(d.ProtoReflect().Descriptor().FullName())); err != nil {
-			return err
-		}
-		msg = d
-	} else if msg, m, err = c.reg.Decode(req.ProtoName, req.Body); err != nil {
+		_, err := c.reg.Lookup(string(d.ProtoReflect().Descriptor().FullName()))
 		return err
 	}
-	if m.Prepare != nil {
-		m.Prepare(msg, c.opts.Model)
+	msg, _, err := c.reg.Decode(req.ProtoName, req.Body)
+	if err != nil {
+		return err
 	}
 	req.Decoded = msg
 	return nil
@@ -141,6 +133,9 @@ func (c *Client) Call(ctx context.Context, node protocols.Method, req *protocols
 	if m == nil {
 		return nil, &protocols.CallError{Reason: protocols.ReasonInvalidAnswer,
 			Msg: fmt.Sprintf("the %s protocol has no %s RPC that takes a %s", c.proto.Name, node, reqType)}
+	}
+	if m.Prepare != nil {
+		msg = m.Prepare(msg, c.opts.Model)
 	}
 	if c.opts.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -28,9 +28,10 @@ type Method struct {
 	FullMethod string
 	Request    protoreflect.MessageType
 	Response   protoreflect.MessageType
-	// Prepare, when set, fills in what the request left out and the sidecar knows: the graph node's
-	// name as the model name. It runs once per record, before the first call.
-	Prepare func(req proto.Message, model string)
+	// Prepare, when set, fills in what the request left out and the sidecar knows: the name of the
+	// graph node called, as the model name. It returns req itself when there is nothing to fill in,
+	// else a copy (see ShallowCopy): the same request may be on its way to other nodes at once.
+	Prepare func(req proto.Message, model string) proto.Message
 }
 
 // Protocol is what differs between the protocols over gRPC.
@@ -168,4 +169,16 @@ func abbreviate(s string) string {
 		return s
 	}
 	return s[:max] + "…"
+}
+
+// ShallowCopy is a new message of m's type whose fields are m's fields: lists, maps and messages are
+// shared, so a Prepare may replace a field of the copy but must not change one in place.
+func ShallowCopy[M proto.Message](m M) M {
+	src := m.ProtoReflect()
+	dst := src.Type().New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	return dst.Interface().(M)
 }

@@ -1,6 +1,8 @@
 package tensorflow
 
 import (
+	"slices"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/seldon-kafka/sidecar/protocols"
@@ -19,51 +21,78 @@ var GRPC = grpc.Protocol{
 			FullMethod: tfpb.PredictionService_Predict_FullMethodName,
 			Request:    (*tfpb.PredictRequest)(nil).ProtoReflect().Type(),
 			Response:   (*tfpb.PredictResponse)(nil).ProtoReflect().Type(),
-			Prepare: func(m proto.Message, model string) {
+			Prepare: func(m proto.Message, model string) proto.Message {
 				r := m.(*tfpb.PredictRequest)
-				r.ModelSpec = withName(r.ModelSpec, model)
+				if r.GetModelSpec().GetName() != "" {
+					return r
+				}
+				c := grpc.ShallowCopy(r)
+				c.ModelSpec = withName(r.ModelSpec, model)
+				return c
 			},
 		},
 		{
 			FullMethod: tfpb.PredictionService_Classify_FullMethodName,
 			Request:    (*tfpb.ClassificationRequest)(nil).ProtoReflect().Type(),
 			Response:   (*tfpb.ClassificationResponse)(nil).ProtoReflect().Type(),
-			Prepare: func(m proto.Message, model string) {
+			Prepare: func(m proto.Message, model string) proto.Message {
 				r := m.(*tfpb.ClassificationRequest)
-				r.ModelSpec = withName(r.ModelSpec, model)
+				if r.GetModelSpec().GetName() != "" {
+					return r
+				}
+				c := grpc.ShallowCopy(r)
+				c.ModelSpec = withName(r.ModelSpec, model)
+				return c
 			},
 		},
 		{
 			FullMethod: tfpb.PredictionService_Regress_FullMethodName,
 			Request:    (*tfpb.RegressionRequest)(nil).ProtoReflect().Type(),
 			Response:   (*tfpb.RegressionResponse)(nil).ProtoReflect().Type(),
-			Prepare: func(m proto.Message, model string) {
+			Prepare: func(m proto.Message, model string) proto.Message {
 				r := m.(*tfpb.RegressionRequest)
-				r.ModelSpec = withName(r.ModelSpec, model)
+				if r.GetModelSpec().GetName() != "" {
+					return r
+				}
+				c := grpc.ShallowCopy(r)
+				c.ModelSpec = withName(r.ModelSpec, model)
+				return c
 			},
 		},
 		{
 			FullMethod: tfpb.PredictionService_MultiInference_FullMethodName,
 			Request:    (*tfpb.MultiInferenceRequest)(nil).ProtoReflect().Type(),
 			Response:   (*tfpb.MultiInferenceResponse)(nil).ProtoReflect().Type(),
-			Prepare: func(m proto.Message, model string) {
-				for _, t := range m.(*tfpb.MultiInferenceRequest).GetTasks() {
-					if t != nil {
-						t.ModelSpec = withName(t.ModelSpec, model)
-					}
+			Prepare: func(m proto.Message, model string) proto.Message {
+				r := m.(*tfpb.MultiInferenceRequest)
+				if !slices.ContainsFunc(r.GetTasks(), func(t *tfpb.InferenceTask) bool { return t.GetModelSpec().GetName() == "" }) {
+					return r
 				}
+				c := grpc.ShallowCopy(r)
+				c.Tasks = make([]*tfpb.InferenceTask, len(r.Tasks))
+				for i, t := range r.GetTasks() {
+					if t.GetModelSpec().GetName() != "" {
+						c.Tasks[i] = t
+						continue
+					}
+					ct := grpc.ShallowCopy(t)
+					ct.ModelSpec = withName(t.GetModelSpec(), model)
+					c.Tasks[i] = ct
+				}
+				return c
 			},
 		},
 	},
+	// TF Serving has no transformer service: a transformer is a model whose output is the next request.
+	TransformByPredict: true,
 }
 
-// withName returns spec with its name set to model when it has none.
+// withName is a copy of spec named model (spec itself is shared with other calls).
 func withName(spec *tfpb.ModelSpec, model string) *tfpb.ModelSpec {
-	if spec == nil {
-		spec = &tfpb.ModelSpec{}
+	c := &tfpb.ModelSpec{}
+	if spec != nil {
+		c = grpc.ShallowCopy(spec)
 	}
-	if spec.Name == "" {
-		spec.Name = model
-	}
-	return spec
+	c.Name = model
+	return c
 }

@@ -23,10 +23,14 @@ var GRPC = grpc.Protocol{
 		FullMethod: v2pb.GRPCInferenceService_ModelInfer_FullMethodName,
 		Request:    (*v2pb.ModelInferRequest)(nil).ProtoReflect().Type(),
 		Response:   (*v2pb.ModelInferResponse)(nil).ProtoReflect().Type(),
-		Prepare: func(m proto.Message, model string) {
-			if r := m.(*v2pb.ModelInferRequest); r.ModelName == "" {
-				r.ModelName = model
+		Prepare: func(m proto.Message, model string) proto.Message {
+			r := m.(*v2pb.ModelInferRequest)
+			if r.ModelName != "" {
+				return r
 			}
+			c := grpc.ShallowCopy(r)
+			c.ModelName = model
+			return c
 		},
 	}},
 	Ready: ready,

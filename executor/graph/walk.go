@@ -78,7 +78,8 @@ type Walker struct {
 	g       *Graph
 	opts    Options
 	clients map[*Node]caller
-	entry   caller // the first node the request reaches, which checks it (Check)
+	called  []*Node // the nodes whose containers are called, in the graph's order
+	entry   caller  // the client that checks a request (Check); any node's would do
 }
 
 // New builds the clients of every node that is called. It connects nothing: the first call or
@@ -102,6 +103,7 @@ func New(g *Graph, o Options) (*Walker, error) {
 			return nil, fmt.Errorf("graph node %s: %w", n.Name, err)
 		}
 		w.clients[n] = c
+		w.called = append(w.called, n)
 		if w.entry == nil {
 			w.entry = c
 		}
@@ -400,28 +402,14 @@ type NodeStatus struct {
 // Ready asks every node that is called whether it can take requests now, all at once, and returns
 // their answers in the graph's order.
 func (w *Walker) Ready(ctx context.Context) []NodeStatus {
-	var out []NodeStatus
-	for _, n := range w.g.Nodes {
-		if w.clients[n] != nil {
-			out = append(out, NodeStatus{Node: n.Name, Address: n.Address(w.g.Transport)})
-		}
-	}
+	out := make([]NodeStatus, len(w.called))
 	var wg sync.WaitGroup
-	for i := range out {
-		c := w.clients[w.node(out[i].Node)]
-		wg.Go(func() { out[i].Err = c.Ready(ctx) })
+	for i, n := range w.called {
+		out[i] = NodeStatus{Node: n.Name, Address: n.Address(w.g.Transport)}
+		wg.Go(func() { out[i].Err = w.clients[n].Ready(ctx) })
 	}
 	wg.Wait()
 	return out
-}
-
-func (w *Walker) node(name string) *Node {
-	for _, n := range w.g.Nodes {
-		if n.Name == name {
-			return n
-		}
-	}
-	return nil
 }
 
 // Close closes every node's client.

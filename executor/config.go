@@ -38,7 +38,7 @@ type Env struct {
 	BackoffMin      time.Duration `envconfig:"MODEL_BACKOFF_MIN" default:"100ms"`
 	BackoffMax      time.Duration `envconfig:"MODEL_BACKOFF_MAX" default:"5s"`
 	// RoutingInjection is the legacy executor's switch for writing the routes taken into meta.routing.
-	RoutingInjection bool `envconfig:"SELDON_ENABLE_ROUTING_INJECTION" default:"false"`
+	RoutingInjection switchValue `envconfig:"SELDON_ENABLE_ROUTING_INJECTION" default:"false"`
 
 	// Security: KAFKA_SECURITY_PROTOCOL, the KAFKA_SSL_* and KAFKA_SASL_* variables (see package tls).
 	tls.Env
@@ -140,6 +140,22 @@ func loadEnv() (Env, error) {
 	return env, nil
 }
 
+// switchValue is an on/off variable written as people write it in manifests: true/false, 1/0, yes/no,
+// on/off, any case. (The legacy executor took any non-empty value as on, "false" included.)
+type switchValue bool
+
+func (v *switchValue) Decode(s string) error {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "1", "t", "yes", "y", "on":
+		*v = true
+	case "false", "0", "f", "no", "n", "off", "":
+		*v = false
+	default:
+		return errors.New("want true or false")
+	}
+	return nil
+}
+
 // envError turns envconfig's errors into one line naming the variable. A value is echoed only for
 // numbers and durations, which are never secrets.
 func envError(err error) error {
@@ -151,6 +167,8 @@ func envError(err error) error {
 			what = "not a whole number"
 		case "bool":
 			what = "not true or false"
+		case "switchValue":
+			what = "not on or off (true/false, yes/no, on/off, 1/0)"
 		case "time.Duration":
 			what = "not a duration (like 500ms, 30s, 2m)"
 		}
@@ -176,7 +194,7 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		MaxAttempts:      env.MaxAttempts,
 		BackoffMin:       env.BackoffMin,
 		BackoffMax:       env.BackoffMax,
-		RoutingInjection: env.RoutingInjection,
+		RoutingInjection: bool(env.RoutingInjection),
 		Deployment:       f.Sdep,
 		Namespace:        f.Namespace,
 		Transport:        strings.ToLower(f.Transport),

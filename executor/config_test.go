@@ -412,7 +412,8 @@ func TestLoadConfigReadsThePredictorFromFile(t *testing.T) {
 		wantPort  int
 	}{
 		{"the predictor named by --predictor", []string{"--file=" + manifest}, "classifier", 9001},
-		{"another predictor of the same manifest", []string{"--file", manifest, "--predictor=canary"}, "classifier-v2", 9000},
+		// The operator numbers containers across the predictors: classifier (of default) has 9000.
+		{"another predictor of the same manifest", []string{"--file", manifest, "--predictor=canary"}, "classifier-v2", 9001},
 		{"a bare PredictorSpec JSON", []string{"--file=" + bare}, "tf-model", 8501},
 	}
 	for _, tc := range tests {
@@ -467,4 +468,26 @@ type endpoint struct {
 func rootEndpoint(c Config) endpoint {
 	n := c.Graph.Root
 	return endpoint{Name: n.Name, Host: n.Host, HTTPPort: n.HTTPPort, GRPCPort: n.GRPCPort}
+}
+
+func TestRoutingInjectionReadsAsPeopleWriteASwitch(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  bool
+	}{{"", false}, {"true", true}, {"TRUE", true}, {"1", true}, {"yes", true}, {"on", true}, {"false", false}, {"no", false}, {"0", false}} {
+		t.Run(tc.value, func(t *testing.T) {
+			c, err := load(t, map[string]string{"SELDON_ENABLE_ROUTING_INJECTION": tc.value})
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			if c.RoutingInjection != tc.want {
+				t.Errorf("RoutingInjection = %v, want %v", c.RoutingInjection, tc.want)
+			}
+		})
+	}
+	_, err := load(t, map[string]string{"SELDON_ENABLE_ROUTING_INJECTION": "maybe"})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Name != "SELDON_ENABLE_ROUTING_INJECTION" {
+		t.Fatalf("LoadConfig = %v, want a ConfigError naming SELDON_ENABLE_ROUTING_INJECTION", err)
+	}
 }

@@ -425,7 +425,7 @@ func (p *pipeline) fail(j *job, err error, stage string) {
 	}
 	p.log.Warn("record not served", "reason", ce.Reason, "stage", stage, "partition", j.part, "offset", j.offset,
 		"puid", j.puid, "error", err.Error())
-	msg := protocols.Truncate(ce.Error(), 1024)
+	msg := protocols.Truncate(err.Error(), 1024) // with the node, in a graph: "node c (aggregate): …"
 	hs := append([]ckafka.Header(nil), j.in.Headers...)
 	hs = kafka.SetHeader(hs, HeaderPuid, j.puid)
 	hs = append(hs,

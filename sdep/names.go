@@ -157,3 +157,49 @@ func (d SeldonDeployment) EngineComponent(p PredictorSpec) (index int, separate 
 	}
 	return -1, false
 }
+
+// ContainerPorts are the HTTP and gRPC ports the operator gives the graph nodes of one predictor that
+// run in the orchestrator's pod (DefaultSeldonDeployment): one pair per distinct container name, counted
+// across the componentSpecs of every predictor of the SeldonDeployment, in order, from 9000 and 9500;
+// then the prepackaged nodes that have no container. Only componentSpecs[0] shares the orchestrator's
+// pod, so only its containers (and the prepackaged nodes the operator adds to it) are listed.
+func ContainerPorts(predictors []PredictorSpec, predictor string) map[string][2]int {
+	next := 0
+	index := map[string]int{}
+	take := func(name string) int {
+		if i, ok := index[name]; ok {
+			return i
+		}
+		index[name] = next
+		next++
+		return index[name]
+	}
+	var out map[string][2]int
+	for _, p := range predictors {
+		mine := p.Name == predictor
+		if mine {
+			out = map[string][2]int{}
+		}
+		local := map[string]bool{}
+		for j, cs := range p.ComponentSpecs {
+			for _, c := range cs.Spec.Containers {
+				i := take(c.Name)
+				if j == 0 {
+					local[c.Name] = true
+					if mine {
+						out[c.Name] = [2]int{9000 + i, 9500 + i}
+					}
+				}
+			}
+		}
+		for _, u := range p.Graph.Units() {
+			if u.IsPrepackaged() && !local[u.Name] {
+				i := take(u.Name)
+				if mine {
+					out[u.Name] = [2]int{9000 + i, 9500 + i}
+				}
+			}
+		}
+	}
+	return out
+}

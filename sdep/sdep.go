@@ -53,6 +53,11 @@ type PredictorSpec struct {
 	Labels         map[string]string `json:"labels,omitempty"`
 	SvcOrchSpec    SvcOrchSpec       `json:"svcOrchSpec,omitempty"`
 	Traffic        int32             `json:"traffic,omitempty"`
+
+	// DefaultPorts are the ports the operator would give the predictor's local containers
+	// (ContainerPorts), when the predictor was read from a whole SeldonDeployment, whose other predictors
+	// count too; nil otherwise.
+	DefaultPorts map[string][2]int `json:"-"`
 }
 
 // ComponentSpec is one Deployment the operator makes for a predictor. Spec is kept raw: only container
@@ -199,6 +204,7 @@ func PredictorFromFile(path, name string) (PredictorSpec, error) {
 			}
 			for _, p := range d.Spec.Predictors {
 				if p.Name == name {
+					p.DefaultPorts = ContainerPorts(d.Spec.Predictors, name)
 					return p, nil
 				}
 				names = append(names, p.Name)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -295,5 +296,37 @@ func TestModelsCountsPrepackagedServersAsModels(t *testing.T) {
 	}
 	if got := names(p.Graph.Models()); !slices.Equal(got, []string{"classifier-v2"}) {
 		t.Errorf("Models() of a SKLEARN_SERVER node without a type = %v, want [classifier-v2]", got)
+	}
+}
+
+func TestContainerPortsCountAcrossPredictorsAsTheOperatorDoes(t *testing.T) {
+	pod := func(names ...string) sdep.ComponentSpec {
+		var cs sdep.ComponentSpec
+		for _, n := range names {
+			cs.Spec.Containers = append(cs.Spec.Containers, sdep.Container{Name: n})
+		}
+		return cs
+	}
+	predictors := []sdep.PredictorSpec{
+		{Name: "main", ComponentSpecs: []sdep.ComponentSpec{pod("a", "b")}, Graph: sdep.PredictiveUnit{Name: "a"}},
+		{Name: "canary", ComponentSpecs: []sdep.ComponentSpec{pod("b", "c"), pod("d")},
+			Graph: sdep.PredictiveUnit{Name: "b", Children: []sdep.PredictiveUnit{{Name: "sk", Implementation: "SKLEARN_SERVER"}}}},
+	}
+	tests := []struct {
+		predictor string
+		want      map[string][2]int
+	}{
+		{"main", map[string][2]int{"a": {9000, 9500}, "b": {9001, 9501}}},
+		// b keeps the number it got in main; d (componentSpecs[1]) is not in the pod; the prepackaged
+		// node without a container comes last.
+		{"canary", map[string][2]int{"b": {9001, 9501}, "c": {9002, 9502}, "sk": {9004, 9504}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.predictor, func(t *testing.T) {
+			got := sdep.ContainerPorts(predictors, tc.predictor)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("sdep.ContainerPorts = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -16,12 +16,12 @@ trap cleanup EXIT
 echo "== building"
 go build -o bin/executor ./cmd/executor
 go build -o bin/testmodel ./cmd/testmodel
-go build -o bin/demo ./examples/demo
+go build -o bin/kafkaclient ./examples/kafkaclient
 
 echo "== starting Kafka"
 bash test/kafka/broker.sh start
 bootstrap=$(cat "$KAFKA_STATE_DIR/bootstrap")
-bin/demo -bootstrap "$bootstrap" -create
+bin/kafkaclient -bootstrap "$bootstrap" -in iris-requests -out iris-answers -errors iris-errors -create
 
 echo "== starting the model (port 9011) and the sidecar"
 bin/testmodel --http_port=9011 --model_name=classifier 2>"$KAFKA_STATE_DIR/model.log" &
@@ -39,7 +39,13 @@ curl -fsS localhost:18000/ready || { echo "sidecar not ready; its log:"; cat "$K
 echo
 
 echo "== requests in, answers out"
-bin/demo -bootstrap "$bootstrap"
+# Three flowers for the model, and one record that is not a request at all, to show an error record.
+bin/kafkaclient -bootstrap "$bootstrap" -in iris-requests -out iris-answers -errors iris-errors -puid demo <<'EOF'
+flower-1 {"data":{"names":["sepal_length","sepal_width"],"ndarray":[[5.1,3.5]]}}
+flower-2 {"data":{"names":["sepal_length","sepal_width"],"ndarray":[[6.2,2.9],[7.7,3.0]]}}
+flower-3 {"data":{"tensor":{"shape":[1,2],"values":[4.9,3.1]}}}
+not-json this is not JSON
+EOF
 
 echo
 echo "== sidecar metrics"

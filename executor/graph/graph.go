@@ -112,7 +112,10 @@ func Parse(p sdep.PredictorSpec, protocol protocols.Name, transport string) (*Gr
 	if strings.TrimSpace(p.Graph.Name) == "" {
 		return nil, specErr("", "the predictor's graph has no root node (graph.name is empty)")
 	}
-	ports := containerPorts(p)
+	ports := p.DefaultPorts
+	if ports == nil {
+		ports = sdep.ContainerPorts([]sdep.PredictorSpec{p}, p.Name)
+	}
 	single := len(p.Graph.Children) == 0
 	seen := map[string]bool{}
 	var parse func(u sdep.PredictiveUnit) (*Node, error)
@@ -323,41 +326,4 @@ func resolveEndpoint(n *Node, ep *sdep.Endpoint, transport string, ports map[str
 		}
 	}
 	return nil
-}
-
-// containerPorts are the ports the operator gives the graph nodes that run in the orchestrator's pod
-// (DefaultSeldonDeployment): one HTTP and one gRPC port per distinct container name across the
-// componentSpecs, counting from 9000 and 9500, then prepackaged nodes without a container. Only
-// componentSpecs[0] shares the pod, so only its nodes are reachable on localhost.
-func containerPorts(p sdep.PredictorSpec) map[string][2]int {
-	next := 0
-	index := map[string]int{}
-	take := func(name string) int {
-		if i, ok := index[name]; ok {
-			return i
-		}
-		index[name] = next
-		next++
-		return index[name]
-	}
-	out := map[string][2]int{}
-	local := map[string]bool{}
-	for j, cs := range p.ComponentSpecs {
-		for _, c := range cs.Spec.Containers {
-			i := take(c.Name)
-			if j == 0 {
-				local[c.Name] = true
-				out[c.Name] = [2]int{9000 + i, 9500 + i}
-			}
-		}
-	}
-	for _, u := range p.Graph.Units() {
-		if u.IsPrepackaged() && !local[u.Name] {
-			if _, elsewhere := index[u.Name]; !elsewhere {
-				i := take(u.Name)
-				out[u.Name] = [2]int{9000 + i, 9500 + i}
-			}
-		}
-	}
-	return out
 }

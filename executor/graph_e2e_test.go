@@ -809,3 +809,41 @@ func TestAGraphIsReadyOnlyWhenEveryNodeIsAndReadySaysWhichIsNot(t *testing.T) {
 		t.Errorf("%v predict calls to m counted, want at least %d", got, n)
 	}
 }
+
+func TestTheSynchronousAPIAnswersAsKafkaAndRefusesABadBodyWithItsReason(t *testing.T) {
+	for _, tc := range []struct {
+		protocol, path string
+		good, bad      string
+		badSays        string
+	}{
+		{"seldon", "/api/v1.0/predictions", `{"data":{"ndarray":[[1,2]]}}`, `[1,2]`, "not a seldon request"},
+		{"tensorflow", "/v1/models/classifier:predict", `{"instances":[[1,2]]}`, `{"nothing":1}`, "instances"},
+		{"v2", "/v2/models/classifier/infer", `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, `not json`, "invalid JSON"},
+	} {
+		t.Run(tc.protocol, func(t *testing.T) {
+			h := newHarness(t, tc.protocol, 1)
+			s := h.start()
+			waitFor(t, "the sidecar ready", 30*time.Second, func() bool { return getStatus(t, "http://"+s.health+"/ready") == http.StatusOK })
+			post := func(body string) (int, http.Header, string) {
+				resp, err := http.Post("http://"+s.health+tc.path, "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, resp.Header, string(b)
+			}
+			code, hdr, body := post(tc.good)
+			if want := expected(t, tc.protocol, []byte(tc.good)); code != http.StatusOK || body != want {
+				t.Errorf("good request: %d %s; want 200 %s", code, body, want)
+			}
+			if hdr.Get("Seldon-Puid") == "" {
+				t.Error("the answer has no Seldon-Puid")
+			}
+			code, hdr, body = post(tc.bad)
+			if code != http.StatusBadRequest || !strings.Contains(body, tc.badSays) || hdr.Get("Seldon-Error-Reason") != "invalid_request" {
+				t.Errorf("bad request: %d %v %s; want 400, invalid_request, saying %q", code, hdr, body, tc.badSays)
+			}
+		})
+	}
+}

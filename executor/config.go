@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"google.golang.org/grpc/codes"
 
 	"github.com/seldon-kafka/sidecar/executor/graph"
 	"github.com/seldon-kafka/sidecar/kafka"
@@ -37,6 +39,9 @@ type Env struct {
 	MaxAttempts     int           `envconfig:"MODEL_MAX_ATTEMPTS" default:"10"`
 	BackoffMin      time.Duration `envconfig:"MODEL_BACKOFF_MIN" default:"100ms"`
 	BackoffMax      time.Duration `envconfig:"MODEL_BACKOFF_MAX" default:"5s"`
+	// RetryStatuses and RetryCodes are the HTTP statuses and gRPC codes a model call is made again for.
+	RetryStatuses string `envconfig:"MODEL_RETRY_STATUSES" default:"408,429,502,503,504"`
+	RetryCodes    string `envconfig:"MODEL_RETRY_CODES" default:"Unavailable,DeadlineExceeded,ResourceExhausted"`
 	// RoutingInjection is the legacy executor's switch for writing the routes taken into meta.routing.
 	RoutingInjection switchValue `envconfig:"SELDON_ENABLE_ROUTING_INJECTION" default:"false"`
 
@@ -80,6 +85,10 @@ type Config struct {
 	MaxAttempts  int
 	BackoffMin   time.Duration
 	BackoffMax   time.Duration
+	// RetryStatuses and RetryCodes are what a failed call to a node is made again for (REST, gRPC);
+	// connection errors and timeouts always are. Every other failure is the node's verdict.
+	RetryStatuses []int
+	RetryCodes    []codes.Code
 
 	// Security is the Kafka security material (TLS, SASL), read and checked at start; never nil after
 	// LoadConfig. SecurityReload is how often its files are re-read for a rotation; 0 never.
@@ -256,6 +265,13 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	if c.BackoffMin <= 0 {
 		return c, bad("MODEL_BACKOFF_MIN", "must be positive")
 	}
+	var err error
+	if c.RetryStatuses, err = parseStatuses(env.RetryStatuses); err != nil {
+		return c, bad("MODEL_RETRY_STATUSES", "%v", err)
+	}
+	if c.RetryCodes, err = parseCodes(env.RetryCodes); err != nil {
+		return c, bad("MODEL_RETRY_CODES", "%v", err)
+	}
 	if c.BackoffMax < c.BackoffMin {
 		return c, bad("MODEL_BACKOFF_MAX", "the backoff must be positive and MODEL_BACKOFF_MAX at least MODEL_BACKOFF_MIN")
 	}
@@ -385,6 +401,45 @@ func securityError(err error) error {
 		return &ConfigError{Name: te.Var, Msg: te.Msg}
 	}
 	return &ConfigError{Name: "KAFKA_SECURITY_PROTOCOL", Msg: err.Error()}
+}
+
+// parseStatuses reads a comma-separated list of HTTP error statuses; an empty list retries none.
+func parseStatuses(list string) ([]int, error) {
+	out := []int{}
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 400 || n > 599 {
+			return nil, fmt.Errorf("%q is not an HTTP error status (400 to 599)", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// parseCodes reads a comma-separated list of gRPC status codes, as Go names them (Unavailable) or as
+// the gRPC specification does (UNAVAILABLE), any case; an empty list retries none.
+func parseCodes(list string) ([]codes.Code, error) {
+	out := []codes.Code{}
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		key := strings.ToLower(strings.ReplaceAll(f, "_", ""))
+		found := false
+		for c := codes.Canceled; c <= codes.Unauthenticated; c++ {
+			if strings.ToLower(c.String()) == key {
+				out, found = append(out, c), true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%q is not a gRPC error code (Unavailable, DEADLINE_EXCEEDED, …)", f)
+		}
+	}
+	return out, nil
 }
 
 func validTopic(name, topic string) error {

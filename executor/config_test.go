@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"google.golang.org/grpc/codes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -489,5 +490,37 @@ func TestRoutingInjectionReadsAsPeopleWriteASwitch(t *testing.T) {
 	var ce *ConfigError
 	if !errors.As(err, &ce) || ce.Name != "SELDON_ENABLE_ROUTING_INJECTION" {
 		t.Fatalf("LoadConfig = %v, want a ConfigError naming SELDON_ENABLE_ROUTING_INJECTION", err)
+	}
+}
+
+func TestRetryStatusesAndCodesAreReadAndChecked(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if !slices.Equal(c.RetryStatuses, []int{408, 429, 502, 503, 504}) ||
+		!slices.Equal(c.RetryCodes, []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted}) {
+		t.Errorf("defaults: statuses %v, codes %v", c.RetryStatuses, c.RetryCodes)
+	}
+	c, err = load(t, map[string]string{"MODEL_RETRY_STATUSES": " 500, 503 ", "MODEL_RETRY_CODES": "INTERNAL,unknown, Unavailable"})
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if !slices.Equal(c.RetryStatuses, []int{500, 503}) || !slices.Equal(c.RetryCodes, []codes.Code{codes.Internal, codes.Unknown, codes.Unavailable}) {
+		t.Errorf("statuses %v, codes %v", c.RetryStatuses, c.RetryCodes)
+	}
+	c, err = load(t, map[string]string{"MODEL_RETRY_STATUSES": "", "MODEL_RETRY_CODES": ""})
+	if err != nil || len(c.RetryStatuses) != 0 || c.RetryStatuses == nil || len(c.RetryCodes) != 0 {
+		t.Errorf("empty lists: %v, statuses %#v, codes %#v; want none retried", err, c.RetryStatuses, c.RetryCodes)
+	}
+	for _, tc := range []struct{ name, value string }{
+		{"MODEL_RETRY_STATUSES", "503,abc"}, {"MODEL_RETRY_STATUSES", "200"}, {"MODEL_RETRY_STATUSES", "600"},
+		{"MODEL_RETRY_CODES", "Unavailable,Flaky"}, {"MODEL_RETRY_CODES", "OK"},
+	} {
+		_, err := load(t, map[string]string{tc.name: tc.value})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Name != tc.name {
+			t.Errorf("%s=%q: LoadConfig = %v, want a ConfigError naming %s", tc.name, tc.value, err, tc.name)
+		}
 	}
 }

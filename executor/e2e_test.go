@@ -530,3 +530,37 @@ func TestRetriesExhaustedBecomeErrorRecords(t *testing.T) {
 }
 
 var _ = sync.Mutex{}
+
+func TestAModelThatRaisesIsRefusedAtOnceUnlessToldToRetry(t *testing.T) {
+	// Model servers answer 500 when the model raises on the input: retrying repeats the verdict and
+	// holds the records behind it. It is retried only when MODEL_RETRY_STATUSES says so.
+	for _, tc := range []struct {
+		name      string
+		statuses  string // MODEL_RETRY_STATUSES; unset when empty
+		wantCalls int64
+		reason    string
+	}{
+		{"by default", "", 1, "model_rejected"},
+		{"MODEL_RETRY_STATUSES=500", "500", 3, "retries_exhausted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "seldon", 1)
+			h.withErrorTopic()
+			h.env["MODEL_MAX_ATTEMPTS"] = "3"
+			if tc.statuses != "" {
+				h.env["MODEL_RETRY_STATUSES"] = tc.statuses
+			}
+			s := h.start()
+			waitFor(t, "ready", 30*time.Second, func() bool { return getStatus(t, "http://"+s.health+"/ready") == 200 })
+			h.model.FailNext(1000, http.StatusInternalServerError)
+			testkit.Produce(t, h.bootstrap, h.in, records("seldon", 1))
+			errs := testkit.Consume(t, h.bootstrap, h.errs, 1, 60*time.Second)
+			if got := errs[0].Headers["Seldon-Error-Reason"]; got != tc.reason || errs[0].Headers["Seldon-Error-Status"] != "500" {
+				t.Errorf("error record %v; want %s with status 500", errs[0].Headers, tc.reason)
+			}
+			if calls := h.model.Calls(); calls != tc.wantCalls {
+				t.Errorf("the model was called %d times for the record, want %d", calls, tc.wantCalls)
+			}
+		})
+	}
+}

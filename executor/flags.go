@@ -1,9 +1,12 @@
 package executor
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,6 +25,8 @@ type Flags struct {
 	LogLevel        string
 	GracefulTimeout time.Duration
 	PrometheusPath  string
+	// Version is --version: print the build's version and exit (cmd/executor does).
+	Version bool
 }
 
 func (f *Flags) define(fs *flag.FlagSet) {
@@ -31,48 +36,114 @@ func (f *Flags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.Predictor, "predictor", "", "predictor name inside the SeldonDeployment")
 	fs.StringVar(&f.Protocol, "protocol", "seldon", "payload protocol: seldon, tensorflow or v2 (kfserving)")
 	fs.StringVar(&f.Transport, "transport", "rest", "transport to the model: rest or grpc")
-	fs.IntVar(&f.HTTPPort, "http_port", 8000, "port of /live, /ready, /metrics and, with --transport=rest, the synchronous API")
-	fs.IntVar(&f.GRPCPort, "grpc_port", 5001, "port of the synchronous gRPC API, with --transport=grpc")
+	fs.IntVar(&f.HTTPPort, "http_port", 8000, "port of /live, /ready, /metrics and, with --transport=rest, the synchronous API (all interfaces)")
+	fs.IntVar(&f.GRPCPort, "grpc_port", 5001, "port of the synchronous gRPC API, with --transport=grpc (all interfaces)")
 	fs.StringVar(&f.File, "file", "", "SeldonDeployment YAML (or PredictorSpec JSON) to read the predictor from instead of ENGINE_PREDICTOR")
 	fs.StringVar(&f.LogLevel, "log_level", "INFO", "DEBUG, INFO, WARN or ERROR")
-	fs.DurationVar(&f.GracefulTimeout, "graceful_timeout", 25*time.Second, "how long SIGTERM may take: finish in-flight records, flush, commit")
+	f.GracefulTimeout = 25 * time.Second
+	fs.Var((*seconds)(&f.GracefulTimeout), "graceful_timeout", "how long SIGTERM may take: finish in-flight records, flush, commit (a duration, or whole seconds)")
 	fs.StringVar(&f.PrometheusPath, "prometheus_path", "/metrics", "path of the Prometheus metrics")
+	fs.BoolVar(&f.Version, "version", false, "print the version and exit")
 }
 
-// ParseFlags reads the executor's arguments. Flags the legacy executor had and this one does not (they
-// configure its HTTP/gRPC servers, tracing, payload logging) are returned as ignored rather than
-// rejected, so the binary can replace the legacy executor image under an unchanged operator.
-func ParseFlags(args []string) (f Flags, ignored []string, err error) {
-	fs := flag.NewFlagSet("executor", flag.ContinueOnError)
+// legacyIgnored are the flags of the legacy executor (seldon-core v1.18, executor/main.go) that this one
+// accepts and does not use, with the type the legacy gave them, so that a value the legacy refused is
+// refused here too. They configure its HTTP/gRPC servers, Kubernetes access, payload logging, the
+// RabbitMQ server and Kafka settings this executor reads from the environment instead.
+var legacyIgnored = []struct {
+	name, kind string // kind: string, int, bool or duration
+}{
+	{"config", "string"}, // kubeconfig, to read the SeldonDeployment from the API
+	{"hostname", "string"},
+	{"shutdown_delay", "duration"},
+	{"logger_workers", "int"},
+	{"log_work_buffer_size", "int"},
+	{"log_write_timeout_ms", "int"},
+	{"log_kafka_broker", "string"},
+	{"log_kafka_topic", "string"},
+	{"full_health_checks", "bool"},
+	{"debug", "bool"},
+	{"kafka_full_graph", "bool"},  // KAFKA_FULL_GRAPH is ignored too (config.go)
+	{"kafka_workers", "int"},      // KAFKA_WORKERS sets the records in flight
+	{"kafka_auto_commit", "bool"}, // KAFKA_AUTO_COMMIT: read for compatibility only
+	{"rabbitmq_full_graph", "bool"},
+	{"rabbitmq_broker", "string"},
+	{"rabbitmq_input_queue", "string"},
+	{"rabbitmq_output_queue", "string"},
+}
+
+// legacyRefused are legacy flags that say where the records come from and go to. The legacy executor
+// let them override KAFKA_BROKER, KAFKA_INPUT_TOPIC and KAFKA_OUTPUT_TOPIC; this one reads only the
+// environment, and ignoring them would serve other topics than the command line names, so they are
+// refused. (The operator never passes them.)
+var legacyRefused = map[string]string{
+	"kafka_broker":       "KAFKA_BROKER",
+	"kafka_input_topic":  "KAFKA_INPUT_TOPIC",
+	"kafka_output_topic": "KAFKA_OUTPUT_TOPIC",
+}
+
+func newFlagSet(f *Flags) (fs *flag.FlagSet, ignored map[string]bool) {
+	fs = flag.NewFlagSet("executor", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	f.define(fs)
-	var known []string
+	ignored = map[string]bool{}
+	for _, l := range legacyIgnored {
+		usage := "legacy; accepted and ignored"
+		switch l.kind {
+		case "string":
+			fs.String(l.name, "", usage)
+		case "int":
+			fs.Int(l.name, 0, usage)
+		case "bool":
+			fs.Bool(l.name, false, usage)
+		case "duration":
+			fs.Duration(l.name, 0, usage)
+		}
+		ignored[l.name] = true
+	}
+	return fs, ignored
+}
+
+// ParseFlags reads the executor's arguments. Flags the legacy executor had and this one does not use
+// (they configure its HTTP/gRPC servers, payload logging, …) are returned as ignored rather than
+// rejected, so the binary can replace the legacy executor image under an unchanged operator; any other
+// flag is an error naming it. -h, -help and --help return flag.ErrHelp.
+func ParseFlags(args []string) (f Flags, ignored []string, err error) {
+	fs, ignoredNames := newFlagSet(&f)
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
 			break
 		}
 		if !strings.HasPrefix(a, "-") || a == "-" {
-			return f, ignored, fmt.Errorf("unexpected argument %q", a)
+			return f, nil, fmt.Errorf("unexpected argument %q", a)
 		}
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if fs.Lookup(name) == nil {
-			// An unknown flag's value, when it is a separate argument, goes with it.
-			if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
-				i++
-				a += " " + args[i]
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		if name == "" || strings.HasPrefix(name, "-") {
+			return f, nil, fmt.Errorf("bad flag syntax: %s", a)
+		}
+		if name == "h" || name == "help" {
+			return f, nil, flag.ErrHelp
+		}
+		fl := fs.Lookup(name)
+		if fl == nil {
+			if v, ok := legacyRefused[name]; ok {
+				return f, nil, fmt.Errorf("--%s: this executor reads %s from the environment (svcOrchSpec.env); the flag is refused, not ignored, so that it never names other topics than those served", name, v)
 			}
-			ignored = append(ignored, a)
-			continue
+			return f, nil, fmt.Errorf("unknown flag --%s%s", name, suggest(fs, name))
 		}
-		known = append(known, a)
-		if !hasValue && i+1 < len(args) && !isBoolFlag(fs, name) {
+		text := a
+		if !hasValue && !isBoolFlag(fs, name) && i+1 < len(args) {
+			// Its value is the next argument, whatever it looks like (-1 included), as the flag package has it.
 			i++
-			known = append(known, args[i])
+			text += " " + args[i]
+		}
+		if ignoredNames[name] {
+			ignored = append(ignored, text)
 		}
 	}
-	if err := fs.Parse(known); err != nil {
-		return f, ignored, err
+	if err := fs.Parse(args); err != nil {
+		return f, nil, err
 	}
 	return f, ignored, nil
 }
@@ -80,6 +151,59 @@ func ParseFlags(args []string) (f Flags, ignored []string, err error) {
 func isBoolFlag(fs *flag.FlagSet, name string) bool {
 	bf, ok := fs.Lookup(name).Value.(interface{ IsBoolFlag() bool })
 	return ok && bf.IsBoolFlag()
+}
+
+// suggest names the closest flag to a mistyped one, if one is close.
+func suggest(fs *flag.FlagSet, name string) string {
+	best, bestD := "", 3 // at most two edits away
+	fs.VisitAll(func(fl *flag.Flag) {
+		if d := editDistance(name, fl.Name); d < bestD {
+			best, bestD = fl.Name, d
+		}
+	})
+	if best == "" {
+		return ""
+	}
+	return " (did you mean --" + best + "?)"
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// seconds is --graceful_timeout: a duration (25s, 1m30s) or, as Seldon's manifests and operators
+// often write a grace period, a whole number of seconds (25).
+type seconds time.Duration
+
+func (s *seconds) String() string { return time.Duration(*s).String() }
+
+func (s *seconds) Set(v string) error {
+	if n, err := strconv.Atoi(v); err == nil {
+		*s = seconds(time.Duration(n) * time.Second)
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return errors.New("want a duration (25s, 1m) or whole seconds (25)")
+	}
+	*s = seconds(d)
+	return nil
 }
 
 // Usage prints the flags, for -h.
@@ -90,4 +214,11 @@ func Usage(w io.Writer) {
 	fs.SetOutput(w)
 	fmt.Fprintln(w, "usage: executor [flags]; Kafka settings come from the environment (see README)")
 	fs.PrintDefaults()
+	names := make([]string, 0, len(legacyIgnored))
+	for _, l := range legacyIgnored {
+		names = append(names, "--"+l.name)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "\nAccepted for the legacy executor's sake and ignored (reported once at start):\n  %s\n", strings.Join(names, " "))
+	fmt.Fprintln(w, "Any other flag is refused.")
 }

@@ -433,7 +433,7 @@ func TestAGraphNodeThatFailsBecomesAnErrorRecordNamingIt(t *testing.T) {
 		reason, inMessage string
 	}{
 		"route-7":             {`{"data":{"ndarray":[[500000,1]]}}`, "r", "route", "invalid_answer", "child 7"},
-		"combiner-500":        {`{"meta":{"tags":{"fail-node":"c"}},"data":{"ndarray":[[1.5,1]]}}`, "c", "aggregate", "retries_exhausted", "injected failure at c"},
+		"combiner-500":        {`{"meta":{"tags":{"fail-node":"c"}},"data":{"ndarray":[[1.5,1]]}}`, "c", "aggregate", "model_rejected", "injected failure at c"},
 		"transformer-timeout": {`{"meta":{"tags":{"slow-node":"t"}},"data":{"ndarray":[[1,1]]}}`, "t", "transform-input", "retries_exhausted", "timed out"},
 	}
 	var recs []testkit.Record

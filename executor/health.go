@@ -3,8 +3,12 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"sync"
 	"time"
+
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -139,4 +143,61 @@ func (p *pipeline) watchGraph(ctx context.Context) {
 		}
 		check()
 	}
+}
+
+// errorReminder is how often an error librdkafka keeps reporting is logged again, with a count.
+const errorReminder = 30 * time.Second
+
+// errorLog keeps librdkafka's error events readable. While the broker is away both clients report
+// "all broker connections are down" many times a second; each kind of error (client and code) is
+// logged as a warning when it first happens, at debug level after that, and again as a warning every
+// errorReminder with the count since, until reset (the broker is back).
+type errorLog struct {
+	mu   sync.Mutex
+	seen map[errorKind]*errorCount
+}
+
+type errorKind struct {
+	client string
+	code   ckafka.ErrorCode
+}
+
+type errorCount struct {
+	warned time.Time // when it was last logged as a warning
+	since  int       // events since then
+}
+
+func (l *errorLog) log(log *slog.Logger, client string, e ckafka.Error, now time.Time) {
+	l.mu.Lock()
+	if l.seen == nil {
+		l.seen = map[errorKind]*errorCount{}
+	}
+	k := errorKind{client, e.Code()}
+	c, ok := l.seen[k]
+	if !ok {
+		c = &errorCount{warned: now}
+		l.seen[k] = c
+	}
+	c.since++
+	warn, repeated := !ok || now.Sub(c.warned) >= errorReminder, c.since
+	if warn {
+		c.warned, c.since = now, 0
+	}
+	l.mu.Unlock()
+	switch {
+	case !ok:
+		log.Warn("kafka "+client+" error", "code", e.Code().String(), "error", e.Error())
+	case warn:
+		log.Warn("kafka "+client+" error, still", "code", e.Code().String(), "error", e.Error(),
+			"times_since_last_logged", repeated)
+	default:
+		log.Debug("kafka "+client+" error", "code", e.Code().String(), "error", e.Error())
+	}
+}
+
+// reset forgets the errors seen: the next one is news again.
+func (l *errorLog) reset() {
+	l.mu.Lock()
+	clear(l.seen)
+	l.mu.Unlock()
 }

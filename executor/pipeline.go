@@ -78,9 +78,11 @@ type pipeline struct {
 	freed    chan struct{} // a record finished: room for another
 	brokerUp atomic.Bool
 	draining atomic.Bool
-	lastPoll atomic.Int64                // unix nanoseconds of the poll loop's last turn
-	nodes    atomic.Pointer[[]nodeState] // each graph node's last readiness; written by watchGraph
-	fatal    chan error
+	lastPoll atomic.Int64 // unix nanoseconds of the poll loop's last turn
+	// kafkaErrors logs librdkafka's error events without flooding the log; both clients' goroutines use it.
+	kafkaErrors errorLog
+	nodes       atomic.Pointer[[]nodeState] // each graph node's last readiness; written by watchGraph
+	fatal       chan error
 
 	// prodMu guards producing against the producer's close: retries run on goroutines of their own.
 	prodMu     sync.RWMutex
@@ -619,7 +621,7 @@ func (p *pipeline) kafkaError(client string, e ckafka.Error) {
 			p.m.ready.WithLabelValues("broker").Set(0)
 		}
 	}
-	p.log.Warn("kafka "+client+" error", "code", e.Code().String(), "error", e.Error())
+	p.kafkaErrors.log(p.log, client, e, time.Now())
 }
 
 // watchBroker asks the cluster for the topics' metadata: the broker is up when it answers and every
@@ -647,6 +649,7 @@ func (p *pipeline) watchBroker(ctx context.Context) {
 			if up {
 				p.m.ready.WithLabelValues("broker").Set(1)
 				p.log.Info("kafka reachable", "brokers", p.cfg.Brokers)
+				p.kafkaErrors.reset()
 			} else {
 				p.m.ready.WithLabelValues("broker").Set(0)
 				p.log.Warn("kafka not usable", "brokers", p.cfg.Brokers, "error", problem)

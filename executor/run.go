@@ -84,6 +84,8 @@ func newWalker(cfg Config, g *gate, m *metrics) (*graph.Walker, error) {
 		Timeout:          cfg.ModelTimeout,
 		MaxAttempts:      cfg.MaxAttempts,
 		Backoff:          protocols.Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax},
+		RetryStatuses:    cfg.RetryStatuses,
+		RetryCodes:       cfg.RetryCodes,
 		MaxConns:         cfg.Workers,
 		RoutingInjection: cfg.RoutingInjection,
 		Gate:             g,

@@ -6,6 +6,7 @@ package protocols
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -149,17 +150,53 @@ func AsCallError(err error) *CallError {
 // DetailBytes bounds the model's own words (an error body or status message) quoted in a CallError.
 const DetailBytes = 512
 
-// Truncate cuts s to at most max bytes plus "…", never inside a character: the text goes into record
-// headers, which consumers read as UTF-8.
+// Truncate bounds s to about max bytes for a record header, keeping its head and its tail with "…"
+// between (a Python traceback's last line is its cause), never cutting inside a character: consumers
+// read headers as UTF-8. Non-breaking spaces, which Go's protobuf errors put in their text, become
+// spaces: a header is for grep as much as for people.
 func Truncate(s string, max int) string {
+	s = strings.ReplaceAll(s, "\u00a0", " ")
 	if len(s) <= max {
 		return s
 	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	head := max / 2
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
 	}
-	return s[:cut] + "…"
+	tail := len(s) - (max - head)
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	return s[:head] + "…" + s[tail:]
+}
+
+// Detail is what a model's error body says, for people: the message of the error shapes model servers
+// answer with — {"error": "…"} (MLServer, TF Serving, the v2 protocol) and Seldon's
+// {"status": {"info": "…"}} — or else the body itself, bounded by DetailBytes.
+func Detail(body []byte) string {
+	var shape struct {
+		Error  any `json:"error"`
+		Status *struct {
+			Info string `json:"info"`
+		} `json:"status"`
+	}
+	text := strings.TrimSpace(string(body))
+	if json.Unmarshal(body, &shape) == nil {
+		switch e := shape.Error.(type) {
+		case string:
+			if e != "" {
+				text = e
+			}
+		case map[string]any: // {"error": {"message": "…"}}, as some servers nest it
+			if m, ok := e["message"].(string); ok && m != "" {
+				text = m
+			}
+		}
+		if shape.Error == nil && shape.Status != nil && shape.Status.Info != "" {
+			text = shape.Status.Info
+		}
+	}
+	return Truncate(strings.TrimSpace(text), DetailBytes)
 }
 
 // Backoff is capped exponential backoff with jitter: the wait after the n-th failure is Min·2ⁿ⁻¹, at most

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/seldon-kafka/sidecar/protocols"
 )
@@ -98,4 +99,30 @@ func TestAsCallError(t *testing.T) {
 			t.Errorf("AsCallError(wrapped CallError) = %+v, want the CallError inside", got)
 		}
 	})
+}
+
+func TestTruncateKeepsHeadAndTailWholeCharactersAndPlainSpaces(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		want string
+	}{
+		{"short text is kept", "model said no", 100, "model said no"},
+		{"long text keeps both ends", "0123456789abcdefghij", 10, "01234…fghij"},
+		{"a character is never cut at the head", "ééééé" + "xxxxxxxxxx", 9, "éé…xxxxx"},
+		{"a character is never cut at the tail", "xxxxxxxxxx" + "ééééé", 9, "xxxx…éé"},
+		{"protobuf's non-breaking space becomes a space", "proto:\u00a0cannot parse", 100, "proto: cannot parse"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := protocols.Truncate(tc.in, tc.max)
+			if got != tc.want {
+				t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+			}
+			if !utf8.ValidString(got) {
+				t.Errorf("Truncate(%q, %d) = %q is not valid UTF-8", tc.in, tc.max, got)
+			}
+		})
+	}
 }

@@ -107,7 +107,7 @@ func chainProto(n *Node, m message) (message, error) {
 		}
 		return message{decoded: req, protoName: string(req.ProtoReflect().Descriptor().FullName()), contentType: m.contentType}, nil
 	}
-	return m, invalidAnswer("a %s answer cannot be made a request for %s", m.protoName, n.Name)
+	return m, invalidAnswer("an answer of type %s cannot be made a request for %s", m.protoName, n.Name)
 }
 
 // combine makes a combiner's request from its children's answers: over REST a bare JSON array of them

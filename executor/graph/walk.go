@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/seldon-kafka/sidecar/protocols"
@@ -29,6 +30,10 @@ type Options struct {
 	MaxAttempts int
 	// Backoff is the wait between attempts.
 	Backoff protocols.Backoff
+	// RetryStatuses and RetryCodes are the HTTP statuses and gRPC codes a call is made again for; nil
+	// means the clients' defaults (rest.DefaultRetryStatuses, grpc.DefaultRetryCodes).
+	RetryStatuses []int
+	RetryCodes    []codes.Code
 	// MaxConns is the number of connections kept to each node's container (REST); at least the calls in
 	// flight, so that no call waits for a connection.
 	MaxConns int
@@ -127,7 +132,7 @@ func (w *Walker) client(n *Node, shared *http.Transport) (caller, error) {
 		default:
 			return nil, fmt.Errorf("protocol %q has no gRPC client", w.g.Protocol)
 		}
-		return grpc.New(p, grpc.Options{Target: n.Address("grpc"), Model: n.Name, Timeout: w.opts.Timeout})
+		return grpc.New(p, grpc.Options{Target: n.Address("grpc"), Model: n.Name, Timeout: w.opts.Timeout, RetryCodes: w.opts.RetryCodes})
 	}
 	var p rest.Protocol
 	switch w.g.Protocol {
@@ -141,7 +146,7 @@ func (w *Walker) client(n *Node, shared *http.Transport) (caller, error) {
 		return nil, fmt.Errorf("protocol %q has no REST client", w.g.Protocol)
 	}
 	return rest.New(p, rest.Options{BaseURL: "http://" + n.Address("rest"), Model: n.Name, Timeout: w.opts.Timeout,
-		MaxConns: w.opts.MaxConns, Transport: shared}), nil
+		MaxConns: w.opts.MaxConns, Transport: shared, RetryStatuses: w.opts.RetryStatuses}), nil
 }
 
 // Graph is the graph walked.

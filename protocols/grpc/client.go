@@ -40,7 +40,15 @@ type Options struct {
 	// MaxMessageBytes bounds a request and an answer; a larger answer fails the call instead of
 	// exhausting memory. gRPC's own default (4 MiB) is too small for batch inference.
 	MaxMessageBytes int
+	// RetryCodes are the status codes a call is made again for (nil: DefaultRetryCodes). Any other
+	// code is the model's verdict on the request.
+	RetryCodes []codes.Code
 }
+
+// DefaultRetryCodes are the codes of a server that is busy, restarting or late: Unavailable,
+// DeadlineExceeded, ResourceExhausted. Internal and Unknown are what a model server answers when the
+// model raises on the input (REST's 500), and that answer does not change on retry.
+var DefaultRetryCodes = []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted}
 
 // Client is a protocols.Client over gRPC. It keeps one connection to the model, shared by all calls
 // (HTTP/2 multiplexes them), and reconnects on its own when the model restarts.
@@ -50,6 +58,7 @@ type Client struct {
 	opts   Options
 	conn   *grpc.ClientConn
 	health healthpb.HealthClient
+	retry  Retry
 }
 
 var _ protocols.Client = (*Client)(nil)
@@ -83,7 +92,7 @@ func New(p Protocol, o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gRPC client for %s: %w", o.Target, err)
 	}
-	return &Client{proto: p, reg: reg, opts: o, conn: conn, health: healthpb.NewHealthClient(conn)}, nil
+	return &Client{proto: p, reg: reg, opts: o, conn: conn, health: healthpb.NewHealthClient(conn), retry: RetryOn(o.RetryCodes)}, nil
 }
 
 // Registry is the client's proto-name registry.
@@ -145,7 +154,7 @@ func (c *Client) Call(ctx context.Context, node protocols.Method, req *protocols
 	ctx = outgoing(ctx, req)
 	out := m.Response.New().Interface()
 	if err := c.conn.Invoke(ctx, m.FullMethod, msg, out); err != nil {
-		return nil, CallError(err)
+		return nil, CallError(err, c.retry)
 	}
 	return &protocols.Response{Decoded: out, ContentType: ContentType, ProtoName: string(out.ProtoReflect().Descriptor().FullName())}, nil
 }
@@ -215,20 +224,27 @@ func validMetadata(k, v string) bool {
 	return true
 }
 
-// Transient reports whether a call that failed with code may succeed if made again: the model is
-// restarting or overloaded, or did not answer in time. Every other code is the model's verdict on the
-// request, and retrying it would only repeat the verdict.
-func Transient(code codes.Code) bool {
-	switch code {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
-		return true
+// Retry is the set of codes a failed call is made again for.
+type Retry map[codes.Code]bool
+
+// RetryOn is the set of codes; nil is DefaultRetryCodes.
+func RetryOn(cs []codes.Code) Retry {
+	if cs == nil {
+		cs = DefaultRetryCodes
 	}
-	return false
+	r := make(Retry, len(cs))
+	for _, c := range cs {
+		r[c] = true
+	}
+	return r
 }
 
-// CallError classifies a failed call's error as a protocols.CallError: transient codes are retried by
-// the executor, the rest are the model rejecting the request.
-func CallError(err error) *protocols.CallError {
+// CallError classifies a failed call's error as a protocols.CallError: the codes in retry (nil: the
+// defaults) are transient and retried by the executor, the rest are the model rejecting the request.
+func CallError(err error, retry Retry) *protocols.CallError {
+	if retry == nil {
+		retry = RetryOn(nil)
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		// Not from gRPC at all (it always answers with a status): say what it was and let it be retried.
@@ -240,7 +256,7 @@ func CallError(err error) *protocols.CallError {
 		msg = "model answered " + code.String()
 	}
 	ce := &protocols.CallError{Code: code.String(), Msg: msg}
-	if Transient(code) {
+	if retry[code] {
 		ce.Reason, ce.Transient = protocols.ReasonRetriesExhausted, true
 	} else {
 		ce.Reason = protocols.ReasonModelRejected
@@ -255,7 +271,7 @@ func (c *Client) Ready(ctx context.Context) error {
 		err := c.proto.Ready(ctx, c.conn, c.opts.Model)
 		if status.Code(err) != codes.Unimplemented {
 			if err != nil {
-				return fmt.Errorf("model readiness (%s): %w", c.proto.Name, err)
+				return fmt.Errorf("model readiness (the %s protocol's check, at %s): %w", c.proto.Name, c.opts.Target, err)
 			}
 			return nil
 		}
@@ -264,17 +280,17 @@ func (c *Client) Ready(ctx context.Context) error {
 	switch {
 	case err == nil:
 		if s := resp.GetStatus(); s != healthpb.HealthCheckResponse_SERVING {
-			return fmt.Errorf("model readiness (gRPC health): %s", s)
+			return fmt.Errorf("model readiness (grpc.health.v1.Health/Check at %s): %s", c.opts.Target, s)
 		}
 		return nil
 	case status.Code(err) != codes.Unimplemented:
-		return fmt.Errorf("model readiness (gRPC health): %w", err)
+		return fmt.Errorf("model readiness (grpc.health.v1.Health/Check at %s): %w", c.opts.Target, err)
 	}
 	// A server with neither check: listening is all that can be known before a call.
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", c.opts.Target)
 	if err != nil {
-		return fmt.Errorf("model readiness (connect): %w", err)
+		return fmt.Errorf("model readiness (a TCP connect to %s): %w", c.opts.Target, err)
 	}
 	return conn.Close()
 }

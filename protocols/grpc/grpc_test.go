@@ -75,9 +75,9 @@ func TestRegistryAcceptsOnlyTheProtocolsRequestTypes(t *testing.T) {
 		{"a response type", tensorflow.GRPC, "tensorflow.serving.PredictResponse", tfBody, "", "not a tensorflow request"},
 		{"a combiner's input to a model", seldon.GRPC, "seldon.protos.SeldonMessageList", tfBody, "", "not a seldon request"},
 		{"a core message", tensorflow.GRPC, "tensorflow.TensorProto", tfBody, "", "not a tensorflow request"},
-		{"truncated bytes", tensorflow.GRPC, "tensorflow.serving.PredictRequest", truncated, "", "value is not a tensorflow.serving.PredictRequest"},
+		{"truncated bytes", tensorflow.GRPC, "tensorflow.serving.PredictRequest", truncated, "", "value is not a protobuf tensorflow.serving.PredictRequest"},
 		{"empty value", tensorflow.GRPC, "tensorflow.serving.PredictRequest", nil, "", "empty value"},
-		{"JSON instead of protobuf", v2.GRPC, "inference.ModelInferRequest", []byte(`{"inputs":[]}`), "", "value is not a inference.ModelInferRequest"},
+		{"JSON instead of protobuf", v2.GRPC, "inference.ModelInferRequest", []byte(`{"inputs":[]}`), "", "value is not a protobuf inference.ModelInferRequest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +152,19 @@ func TestRegistryRefusesABrokenProtocol(t *testing.T) {
 	}
 }
 
+func TestCallErrorRetriesTheCodesItIsTold(t *testing.T) {
+	retry := grpc.RetryOn([]codes.Code{codes.Internal})
+	if ce := grpc.CallError(status.Error(codes.Internal, "x"), retry); !ce.Transient {
+		t.Error("Internal is not retried when it is asked for")
+	}
+	if ce := grpc.CallError(status.Error(codes.Unavailable, "x"), retry); ce.Transient {
+		t.Error("Unavailable is retried when only Internal is asked for")
+	}
+	if ce := grpc.CallError(status.Error(codes.Unavailable, "x"), grpc.RetryOn([]codes.Code{})); ce.Transient {
+		t.Error("an empty list retries Unavailable")
+	}
+}
+
 func TestCallErrorRetriesOnlyTransientCodes(t *testing.T) {
 	tests := []struct {
 		err        error
@@ -171,7 +184,7 @@ func TestCallErrorRetriesOnlyTransientCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(status.Code(tt.err).String(), func(t *testing.T) {
-			ce := grpc.CallError(tt.err)
+			ce := grpc.CallError(tt.err, nil)
 			if ce.Transient != tt.transient || ce.Reason != tt.reason || ce.Code != tt.code {
 				t.Errorf("CallError = {Transient %v, Reason %q, Code %q}, want {%v, %q, %q}", ce.Transient, ce.Reason, ce.Code, tt.transient, tt.reason, tt.code)
 			}

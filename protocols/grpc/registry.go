@@ -152,12 +152,12 @@ func (r *Registry) Decode(protoName string, body []byte) (proto.Message, *Method
 	if len(body) == 0 {
 		// proto3 would parse nothing as an empty message, which no model can answer; an empty value
 		// is far more likely a tombstone or a producer bug.
-		return nil, nil, protocols.Invalid("empty value where a %s was expected", m.Request.Descriptor().FullName())
+		return nil, nil, protocols.Invalid("empty value where a protobuf %s was expected", m.Request.Descriptor().FullName())
 	}
 	msg := m.Request.New().Interface()
 	if err := proto.Unmarshal(body, msg); err != nil {
 		return nil, nil, &protocols.CallError{Reason: protocols.ReasonInvalidRequest,
-			Msg: fmt.Sprintf("value is not a %s", m.Request.Descriptor().FullName()), Err: err}
+			Msg: fmt.Sprintf("value is not a protobuf %s", m.Request.Descriptor().FullName()), Err: err}
 	}
 	return msg, m, nil
 }

@@ -46,7 +46,17 @@ type Options struct {
 	// Transport, when set, is the connection pool to use, shared with the clients of the graph's other
 	// nodes; New makes one of its own otherwise.
 	Transport *http.Transport
+	// RetryStatuses are the HTTP statuses a call is made again for (nil: DefaultRetryStatuses). Any other
+	// error status is the model's verdict on the request. Connection errors and timeouts are always
+	// retried.
+	RetryStatuses []int
 }
+
+// DefaultRetryStatuses are the statuses of a server that is busy, restarting or behind a proxy that
+// lost it: 408, 429, 502, 503, 504. A 500 is not among them: model servers (MLServer, Seldon's Python
+// wrapper) answer 500 when the model raises on the input, and that answer does not change on retry.
+var DefaultRetryStatuses = []int{http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusBadGateway,
+	http.StatusServiceUnavailable, http.StatusGatewayTimeout}
 
 // Client is a protocols.Client over HTTP.
 type Client struct {
@@ -57,6 +67,7 @@ type Client struct {
 	readyURL  string
 	http      *http.Client
 	transport *http.Transport
+	retry     map[int]bool // the statuses retried
 }
 
 var _ protocols.Client = (*Client)(nil)
@@ -74,7 +85,16 @@ func New(p Protocol, o Options) *Client {
 	if tr == nil {
 		tr = NewTransport(o.MaxConns)
 	}
+	statuses := o.RetryStatuses
+	if statuses == nil {
+		statuses = DefaultRetryStatuses
+	}
+	retry := make(map[int]bool, len(statuses))
+	for _, st := range statuses {
+		retry[st] = true
+	}
 	return &Client{
+		retry:    retry,
 		proto:    p,
 		opts:     o,
 		base:     base,
@@ -171,7 +191,7 @@ func (c *Client) post(ctx context.Context, url string, req *protocols.Request) (
 		return nil, transportError(ctx, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, statusError(resp.StatusCode, body)
+		return nil, c.statusError(resp.StatusCode, body)
 	}
 	if int64(len(body)) > c.opts.MaxResponseBytes {
 		return nil, &protocols.CallError{Reason: protocols.ReasonModelRejected, Status: resp.StatusCode,
@@ -192,17 +212,22 @@ func (c *Client) Ready(ctx context.Context) error {
 	}
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return fmt.Errorf("model readiness %s: %w", c.readyURL, err)
+		return fmt.Errorf("model readiness GET %s: %w", c.readyURL, err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	switch {
 	case resp.StatusCode/100 == 2:
 		return nil
 	case resp.StatusCode == http.StatusNotFound && c.proto.ReadyOnNotFound:
 		return nil
 	}
-	return fmt.Errorf("model readiness %s: HTTP %d", c.readyURL, resp.StatusCode)
+	// What the server says is often the whole diagnosis: "model iris-classifier not found" when the
+	// node is not named as the server names its model.
+	if detail := protocols.Detail(body); detail != "" {
+		return fmt.Errorf("model readiness GET %s: HTTP %d: %s", c.readyURL, resp.StatusCode, detail)
+	}
+	return fmt.Errorf("model readiness GET %s: HTTP %d", c.readyURL, resp.StatusCode)
 }
 
 // Close drops the pooled connections.
@@ -222,20 +247,16 @@ func forwardable(h protocols.Header) bool {
 	return httpguts.ValidHeaderFieldName(h.Key) && httpguts.ValidHeaderFieldValue(h.Value)
 }
 
-// Retryable statuses: the server is overloaded, restarting or timed out, not refusing the request.
-func transientStatus(code int) bool {
-	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
-}
-
-func statusError(code int, body []byte) *protocols.CallError {
-	e := &protocols.CallError{Status: code, Transient: transientStatus(code), Msg: "model answered " + http.StatusText(code)}
+// statusError is a model's error answer: transient when its status is one the client retries.
+func (c *Client) statusError(code int, body []byte) *protocols.CallError {
+	e := &protocols.CallError{Status: code, Transient: c.retry[code], Msg: "model answered " + http.StatusText(code)}
 	if e.Transient {
 		e.Reason = protocols.ReasonRetriesExhausted
 	} else {
 		e.Reason = protocols.ReasonModelRejected
 	}
-	if detail := strings.TrimSpace(string(body)); detail != "" {
-		e.Msg += ": " + protocols.Truncate(detail, protocols.DetailBytes)
+	if detail := protocols.Detail(body); detail != "" {
+		e.Msg += ": " + detail
 	}
 	return e
 }

@@ -3,6 +3,7 @@ package rest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -247,7 +248,9 @@ func TestInferClassifiesFailedAnswers(t *testing.T) {
 		transient bool
 	}{
 		{400, false}, {401, false}, {403, false}, {404, false}, {405, false}, {413, false}, {415, false}, {422, false},
-		{408, true}, {429, true}, {500, true}, {502, true}, {503, true}, {504, true},
+		// A 500 is what a model server answers when the model raises on the input: not retried.
+		{500, false}, {501, false},
+		{408, true}, {429, true}, {502, true}, {503, true}, {504, true},
 	}
 	for _, tc := range tests {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {
@@ -270,19 +273,67 @@ func TestInferClassifiesFailedAnswers(t *testing.T) {
 	}
 }
 
-func TestInferTruncatesTheModelsErrorBody(t *testing.T) {
-	body := strings.Repeat("e", 511) + "Z" + strings.Repeat("x", 2000)
+func TestInferKeepsTheHeadAndTheTailOfALongErrorBody(t *testing.T) {
+	// A Python traceback: the cause is on the last line.
+	body := "Traceback (most recent call last):\n" + strings.Repeat("  File \"model.py\", line 9, in predict\n", 100) +
+		"ValueError: expected 4 features, got 3"
 	c, _ := server(t, seldon.REST, "m", answer(422, "text/plain", body))
 	_, err := c.Infer(context.Background(), &protocols.Request{Body: []byte(`{}`)})
 	ce := callError(t, err)
-	if !strings.Contains(ce.Msg, strings.Repeat("e", 511)+"Z…") {
-		t.Errorf("message does not hold the first 512 bytes of the body and an ellipsis: %q…", ce.Msg[:min(len(ce.Msg), 80)])
+	if !strings.Contains(ce.Msg, ": Traceback (most recent call last)") || !strings.HasSuffix(ce.Msg, "ValueError: expected 4 features, got 3") ||
+		!strings.Contains(ce.Msg, "…") {
+		t.Errorf("message %q does not keep the head and the tail of the body", ce.Msg)
 	}
-	if strings.Contains(ce.Msg, "x") {
-		t.Errorf("message holds more than 512 bytes of the body (%d bytes)", len(ce.Msg))
+	if n := len(ce.Msg) - len("model answered Unprocessable Entity: "); n > protocols.DetailBytes+len("…") {
+		t.Errorf("message quotes %d bytes of the body, more than %d", n, protocols.DetailBytes)
 	}
 	if ce.Transient || ce.Reason != protocols.ReasonModelRejected || ce.Status != 422 {
 		t.Errorf("CallError = %+v, want a non-transient model_rejected with Status 422", ce)
+	}
+}
+
+func TestInferQuotesTheMessageOfKnownErrorShapes(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"MLServer, TF Serving, v2", `{"error":"Model iris-classifier not found"}`, ": Model iris-classifier not found"},
+		{"Seldon's Python wrapper", `{"status":{"code":-1,"info":"expected 4 features","reason":"MICROSERVICE_BAD_DATA","status":"FAILURE"}}`, ": expected 4 features"},
+		{"a nested error", `{"error":{"code":3,"message":"bad tensor"}}`, ": bad tensor"},
+		{"any other JSON", `{"detail":"nope"}`, `: {"detail":"nope"}`},
+		{"plain text", "nope\n", ": nope"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := server(t, seldon.REST, "m", answer(400, "application/json", tc.body))
+			_, err := c.Infer(context.Background(), &protocols.Request{Body: []byte(`{}`)})
+			if ce := callError(t, err); !strings.HasSuffix(ce.Msg, tc.want) {
+				t.Errorf("message %q, want it to end %q", ce.Msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestInferRetriesTheStatusesItIsTold(t *testing.T) {
+	for _, tc := range []struct {
+		statuses  []int
+		status    int
+		transient bool
+	}{
+		{[]int{500}, 500, true},
+		{[]int{500}, 503, false},
+		{[]int{}, 503, false}, // an empty list retries no status
+		{nil, 503, true},      // nil is the default
+	} {
+		t.Run(fmt.Sprint(tc.statuses, tc.status), func(t *testing.T) {
+			h := answer(tc.status, "text/plain", "x")
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			c := rest.New(seldon.REST, rest.Options{BaseURL: srv.URL, Model: "m", RetryStatuses: tc.statuses})
+			_, err := c.Infer(context.Background(), &protocols.Request{Body: []byte(`{}`)})
+			if ce := callError(t, err); ce.Transient != tc.transient {
+				t.Errorf("retrying %v, HTTP %d: transient %v, want %v", tc.statuses, tc.status, ce.Transient, tc.transient)
+			}
+		})
 	}
 }
 

@@ -32,6 +32,8 @@ type metrics struct {
 	nodeReady  *prometheus.GaugeVec     // node
 
 	api *prometheus.CounterVec // transport: http | grpc; outcome: ok | error
+	// rotationRefused counts new security material that was not used: librdkafka or the broker refused it.
+	rotationRefused prometheus.Counter
 }
 
 // callBuckets are the model call latencies histograms count in: a millisecond to the longest timeout.
@@ -73,9 +75,11 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "1 when the graph node's container answers its readiness check."}, []string{"node"}),
 		api: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_requests_total",
 			Help: "Requests to the synchronous API, by transport and outcome."}, []string{"transport", "outcome"}),
+		rotationRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "security_rotations_refused_total",
+			Help: "Security material changed on disk that was not used: librdkafka or the broker refused it; the current stays."}),
 	}
 	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
-		m.commits, m.commitErr, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api,
+		m.commits, m.commitErr, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {
 		m.produced.WithLabelValues(k)

@@ -22,8 +22,10 @@ import (
 // While the poll loop runs, watchSecurity re-reads the files every KAFKA_SECURITY_RELOAD_INTERVAL; when
 // their content changed and passes every check of tls.Load, it ends the poll loop, and rotate:
 //
-//  1. makes the new consumer and producer first, so that material librdkafka refuses leaves the sidecar
-//     running on the old clients;
+//  1. makes the new consumer and producer first and proves them against the broker (a metadata request
+//     for the input topic from each), so that material librdkafka refuses, or the broker refuses — a
+//     certificate from a CA the broker does not trust, a wrong password — leaves the sidecar running
+//     on the old clients, the refusal logged and counted, until the material changes again;
 //  2. stops fetching and waits until every record in flight is answered and delivered (records fetched
 //     meanwhile are handed back, as on shutdown), committing as they finish;
 //  3. flushes, commits, closes the old consumer (leaving the group) and producer;
@@ -133,7 +135,16 @@ func (e *Executor) rotate(ctx context.Context, cr **clientRun, m *tls.Material) 
 	consumer, producer, err := newClients(e.cfg, m)
 	if err != nil {
 		e.security.Refuse(m)
+		p.m.rotationRefused.Inc()
 		log.Error("librdkafka refuses the new security material; keeping the current", "error", err)
+		return
+	}
+	if err := e.probe(consumer, producer); err != nil {
+		producer.Close()
+		_ = consumer.Close()
+		e.security.Refuse(m)
+		p.m.rotationRefused.Inc()
+		log.Error("the broker does not accept the new security material; keeping the current until the files change again", "error", err)
 		return
 	}
 
@@ -160,6 +171,69 @@ func (e *Executor) rotate(ctx context.Context, cr **clientRun, m *tls.Material) 
 	*cr = e.startClients()
 	p.draining.Store(false)
 	log.Info("reconnected with the new security material", "took", time.Since(started).Round(time.Millisecond).String())
+}
+
+// rotationProbe bounds the proof of new clients: a TLS handshake and SASL exchange with a managed
+// cluster across a region takes a second or two; a refused certificate shows in well under this.
+const rotationProbe = 10 * time.Second
+
+// probe asks the broker for the input topic's metadata with each new client, as the clients will
+// connect: it fails when the broker refuses their TLS or SASL material. The clients' own log lines say
+// why (librdkafka's "SSL handshake failed …", "Authentication failed …"); the last error among them is
+// returned with the failure.
+func (e *Executor) probe(consumer *ckafka.Consumer, producer *ckafka.Producer) error {
+	var (
+		mu      sync.Mutex
+		lastErr string
+		wg      sync.WaitGroup
+	)
+	// The clients' logs are forwarded while the probe lasts; startClients forwards them afterwards, when
+	// the clients are swapped in.
+	done := make(chan struct{})
+	defer func() { close(done); wg.Wait() }()
+	for name, ch := range map[string]chan ckafka.LogEvent{"consumer": consumer.Logs(), "producer": producer.Logs()} {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				case ev, ok := <-ch:
+					if !ok {
+						return
+					}
+					e.log.Log(context.Background(), kafka.LogLevel(ev.Level), ev.Message, "client", "new "+name, "facility", ev.Tag)
+					if ev.Level <= 3 { // syslog error or worse
+						mu.Lock()
+						lastErr = ev.Message
+						mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+	topic := e.cfg.InputTopic
+	ms := int(rotationProbe.Milliseconds())
+	var cerr, perr error
+	var asks sync.WaitGroup
+	asks.Go(func() { _, cerr = consumer.GetMetadata(&topic, false, ms) })
+	asks.Go(func() { _, perr = producer.GetMetadata(&topic, false, ms) })
+	asks.Wait()
+	var failed []string
+	if cerr != nil {
+		failed = append(failed, "consumer: "+cerr.Error())
+	}
+	if perr != nil {
+		failed = append(failed, "producer: "+perr.Error())
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lastErr != "" {
+		failed = append(failed, "librdkafka: "+lastErr)
+	}
+	return errors.New(strings.Join(failed, "; "))
 }
 
 // newClients makes the consumer and producer from the configuration and the security material.

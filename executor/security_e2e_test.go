@@ -562,3 +562,68 @@ func TestCertificateRenewedOnDiskIsUsedWithoutLosingOrRepeatingRecords(t *testin
 	}
 	assertNoSecrets(t, logs.String(), string(oldKey), string(newKey))
 }
+
+// New material that passes every local check but that the broker refuses — a client certificate from a
+// CA the broker does not trust — is not swapped in: the sidecar keeps answering on the old certificate,
+// logs and counts the refusal, and takes the next change of the files.
+func TestRotationOntoMaterialTheBrokerRefusesKeepsTheOldClients(t *testing.T) {
+	sec := testkit.Security(t)
+	ca := sec.CA(t)
+	goodCert, goodKey := ca.Issue(t, "sidecar-good", testkit.CertOptions{})
+	strangerCA := testkit.NewCA(t, "a CA the broker does not know")
+	badCert, badKey := strangerCA.Issue(t, "sidecar-stranger", testkit.CertOptions{})
+	renewedCert, renewedKey := ca.Issue(t, "sidecar-renewed", testkit.CertOptions{})
+	vol := newSecretVolume(t, map[string][]byte{"tls.crt": goodCert, "tls.key": goodKey})
+
+	h := newHarness(t, "seldon", 2)
+	for k, v := range map[string]string{
+		"KAFKA_BROKER": sec.MTLS, "KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_CERT_FILE": sec.CACertFile,
+		"KAFKA_SSL_CLIENT_CERT_FILE": vol.path("tls.crt"), "KAFKA_SSL_CLIENT_KEY_FILE": vol.path("tls.key"),
+		"KAFKA_SECURITY_RELOAD_INTERVAL": "200ms",
+	} {
+		h.env[k] = v
+	}
+	s, logs := h.startCaptured()
+	total := 0
+	roundTrip := func(n int) {
+		t.Helper()
+		recs := make([]testkit.Record, n)
+		for i := range recs {
+			recs[i] = testkit.Record{Key: []byte(fmt.Sprintf("key-%d", total+i)), Value: request("seldon", total+i)}
+		}
+		total += n
+		testkit.Produce(t, h.bootstrap, h.in, recs)
+		testkit.Consume(t, h.bootstrap, h.out, total, 60*time.Second)
+	}
+	roundTrip(50)
+
+	vol.update(map[string][]byte{"tls.crt": badCert, "tls.key": badKey})
+	waitFor(t, "the refusal in the log", 60*time.Second, func() bool {
+		return strings.Contains(logs.String(), "the broker does not accept the new security material")
+	})
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "the broker does not accept") && !strings.Contains(l, "SSL") {
+			t.Errorf("the refusal does not say why (the TLS handshake): %s", l)
+		}
+	}
+	if metric(t, s, "seldon_kafka_security_rotations_refused_total") != 1 {
+		t.Error("the refusal is not counted in seldon_kafka_security_rotations_refused_total")
+	}
+	roundTrip(50) // still answering, on the old certificate
+	if strings.Contains(logs.String(), "reconnected with the new security material") {
+		t.Fatal("the sidecar swapped in material the broker refuses")
+	}
+	if getStatus(t, "http://"+s.health+"/ready") != 200 {
+		t.Error("/ready is not 200 after a refused rotation")
+	}
+
+	// A good renewal afterwards is taken.
+	vol.update(map[string][]byte{"tls.crt": renewedCert, "tls.key": renewedKey})
+	waitFor(t, "the rotation onto the renewed certificate", 60*time.Second, func() bool {
+		return strings.Contains(logs.String(), "reconnected with the new security material")
+	})
+	roundTrip(50)
+	h.waitAllCommitted(30 * time.Second)
+	s.stop(t)
+	assertNoSecrets(t, logs.String(), string(goodKey), string(badKey), string(renewedKey))
+}

@@ -44,6 +44,32 @@ type Options struct {
 	LagThreshold int64
 	// Generator names the tool in the objects' labels; "" is seldon-keda.
 	Generator string
+	// KeyPassword says whether KAFKA_SSL_CLIENT_KEY_PASS becomes the TriggerAuthentication's keyPassword;
+	// the zero value leaves it out for a Strimzi KafkaUser Secret's user.key and user.password.
+	KeyPassword KeyPasswordMode
+}
+
+// KeyPasswordMode says whether the sidecar's key password is given to KEDA, which, given one, reads the
+// client key only as an encrypted PKCS#8 key.
+type KeyPasswordMode int
+
+const (
+	KeyPasswordAuto KeyPasswordMode = iota // left out for a Strimzi KafkaUser Secret's pair, kept otherwise
+	KeyPasswordKeep                        // always mapped to keyPassword
+	KeyPasswordDrop                        // never mapped: KEDA reads the key as unencrypted
+)
+
+// ParseKeyPasswordMode reads auto, keep or drop.
+func ParseKeyPasswordMode(s string) (KeyPasswordMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "auto":
+		return KeyPasswordAuto, nil
+	case "keep":
+		return KeyPasswordKeep, nil
+	case "drop":
+		return KeyPasswordDrop, nil
+	}
+	return 0, fmt.Errorf("%q: want auto, keep or drop", s)
 }
 
 // Object is one generated KEDA object.
@@ -171,8 +197,22 @@ func (g *generator) predictor(d sdep.SeldonDeployment, ns string, p sdep.Predict
 		return
 	}
 	sc := readSidecar(d, p, ns, where, &g.ds)
+	if sc != nil {
+		sc.keyPassword = g.opts.KeyPassword
+	}
 	containers := p.DefaultedContainers()
 	engine, separate := d.EngineComponent(p)
+	// engineAt says where the operator puts the sidecar container, for the componentSpecs it is not in.
+	var engineAt string
+	switch {
+	case separate:
+		engineAt = fmt.Sprintf("it runs in Deployment %s (%s)", sdep.ServiceOrchestratorName(d.Metadata.Name, p.Name), sdep.AnnotationSeparateEngine)
+	case engine < 0:
+		engineAt = fmt.Sprintf("no sidecar runs in this predictor (%s, or no graph node in componentSpecs[0])", sdep.AnnotationNoEngine)
+	default:
+		engineAt = fmt.Sprintf("it runs in componentSpecs[%d]'s Deployment %s", engine,
+			sdep.DeploymentName(d.Metadata.Name, p.Name, engine, p.ComponentSpecs[engine].Metadata.Name, containers[engine], g.opts.DeploymentNameAsPrefix))
+	}
 
 	var auth *kedav1alpha1.TriggerAuthentication
 	authName := sdep.PredictorKey(d.Metadata.Name, p.Name) + "-kafka-auth"
@@ -187,6 +227,7 @@ func (g *generator) predictor(d sdep.SeldonDeployment, ns string, p sdep.Predict
 			g.ds.errorf(csWhere+".kedaSpec", "%v", err)
 			continue
 		}
+		g.seldonCRDLacks(ks, csWhere+".kedaSpec")
 		if len(containers[j]) == 0 {
 			g.ds.errorf(csWhere, "has no containers: the operator makes no Deployment for it, so its kedaSpec has nothing to scale")
 			continue
@@ -201,6 +242,9 @@ func (g *generator) predictor(d sdep.SeldonDeployment, ns string, p sdep.Predict
 		case engine != j:
 			g.ds.warnf(csWhere, "the sidecar runs in componentSpecs[%d]'s Deployment, not in %s: scaling it on lag adds model replicas, not consumers", engine, name)
 		}
+		// KEDA reads <field>FromEnv and a TriggerAuthentication's env only from the containers of the
+		// Deployment it scales (resolver.ResolveContainerEnv), so only where the operator put the sidecar.
+		engineHere := !separate && engine == j
 		so := g.scaledObject(d, ns, p, j, name, ks)
 		for ti := range so.Spec.Triggers {
 			t := &so.Spec.Triggers[ti]
@@ -212,7 +256,7 @@ func (g *generator) predictor(d sdep.SeldonDeployment, ns string, p sdep.Predict
 				g.ds.errorf(tWhere, "cannot be filled in: the sidecar's settings above are not usable")
 				continue
 			}
-			md := g.kafkaTrigger(t, sc, tWhere, so)
+			md := g.kafkaTrigger(t, sc, tWhere, so, engineHere, engineAt)
 			if md == nil {
 				continue
 			}
@@ -229,6 +273,9 @@ func (g *generator) predictor(d sdep.SeldonDeployment, ns string, p sdep.Predict
 						uses = append(uses, fmt.Sprintf("%s from %s", a.Param, a.EnvVar))
 					}
 				}
+				if secret, ok := sc.strimziKeyPair(); ok && g.opts.KeyPassword == KeyPasswordAuto {
+					uses = append(uses, "and no keyPassword ("+strimziWhy(secret)+")")
+				}
 				if len(uses) > 0 {
 					g.ds.warnf(tWhere, "authenticationRef %s is kept and not checked: it should give what the sidecar uses: %s", t.AuthenticationRef.Name, strings.Join(uses, ", "))
 				}
@@ -241,7 +288,14 @@ func (g *generator) predictor(d sdep.SeldonDeployment, ns string, p sdep.Predict
 				if auth == nil {
 					auth = g.triggerAuth(d, ns, p, authName, sc, where)
 				}
-				if auth != nil {
+				if auth != nil && len(auth.Spec.Env) > 0 && !engineHere {
+					var vars []string
+					for _, e := range auth.Spec.Env {
+						vars = append(vars, e.Name)
+					}
+					g.ds.errorf(tWhere, "TriggerAuthentication %s reads %s from the environment of container %s, which KEDA looks for in the Deployment it scales, %s; the sidecar is not there: %s. Give %s from a Secret or ConfigMap (valueFrom), which KEDA reads directly",
+						authName, strings.Join(vars, ", "), sdep.EngineContainerName, name, engineAt, strings.Join(vars, ", "))
+				} else if auth != nil {
 					t.AuthenticationRef = &kedav1alpha1.AuthenticationRef{Name: authName}
 				}
 			}
@@ -302,15 +356,18 @@ func (g *generator) scaledObject(d sdep.SeldonDeployment, ns string, p sdep.Pred
 
 // kafkaTrigger fills in and checks one kafka trigger. It returns the parsed metadata, or nil when the
 // trigger is not valid for KEDA.
-func (g *generator) kafkaTrigger(t *kedav1alpha1.ScaleTriggers, sc *sidecar, where string, so *kedav1alpha1.ScaledObject) *kafkascaler.Metadata {
+//
+// engineHere says whether the sidecar container is in the scaled Deployment, where KEDA resolves
+// <field>FromEnv; engineAt says where it is otherwise.
+func (g *generator) kafkaTrigger(t *kedav1alpha1.ScaleTriggers, sc *sidecar, where string, so *kedav1alpha1.ScaledObject, engineHere bool, engineAt string) *kafkascaler.Metadata {
 	if t.Metadata == nil {
 		t.Metadata = map[string]string{}
 	}
 	md := t.Metadata
-	usesEnv := false
+	var fromEnv []string // the <field>FromEnv the trigger reads, with their variables
 	match := func(field string, want setting, same func(a, b string) bool) {
 		lit := strings.TrimSpace(md[field])
-		fromEnv := strings.TrimSpace(md[field+"FromEnv"])
+		envName := strings.TrimSpace(md[field+"FromEnv"])
 		apply := func() {
 			if want.Known {
 				md[field] = want.Value
@@ -318,7 +375,7 @@ func (g *generator) kafkaTrigger(t *kedav1alpha1.ScaleTriggers, sc *sidecar, whe
 			} else {
 				delete(md, field)
 				md[field+"FromEnv"] = want.Var
-				usesEnv = true
+				fromEnv = append(fromEnv, field+"FromEnv "+want.Var)
 			}
 		}
 		switch {
@@ -330,12 +387,12 @@ func (g *generator) kafkaTrigger(t *kedav1alpha1.ScaleTriggers, sc *sidecar, whe
 		case lit != "":
 			g.ds.add(g.mismatch(), where, "%s: the trigger has %q, but the sidecar reads %s, which cannot be compared here; the trigger now reads it too (%sFromEnv)", field, lit, want.describe(), field)
 			apply()
-		case fromEnv != "":
-			if want.Var != "" && fromEnv == want.Var {
-				usesEnv = true // reads the sidecar's own variable
+		case envName != "":
+			if want.Var != "" && envName == want.Var {
+				fromEnv = append(fromEnv, field+"FromEnv "+want.Var) // reads the sidecar's own variable
 				return
 			}
-			g.ds.add(g.mismatch(), where, "%sFromEnv: the trigger reads %s, but the sidecar uses %s", field, fromEnv, want.describe())
+			g.ds.add(g.mismatch(), where, "%sFromEnv: the trigger reads %s, but the sidecar uses %s", field, envName, want.describe())
 			apply()
 		default:
 			apply()
@@ -350,7 +407,12 @@ func (g *generator) kafkaTrigger(t *kedav1alpha1.ScaleTriggers, sc *sidecar, whe
 		return a == b
 	})
 	match("consumerGroup", sc.Group, same)
-	if usesEnv {
+	if len(fromEnv) > 0 && !engineHere {
+		g.ds.errorf(where, "KEDA resolves %s from a container of the Deployment it scales, %s, and the sidecar container %s is not there: %s. Write the value inline in svcOrchSpec.env so the trigger carries it",
+			strings.Join(fromEnv, ", "), so.Spec.ScaleTargetRef.Name, sdep.EngineContainerName, engineAt)
+		return nil
+	}
+	if len(fromEnv) > 0 {
 		// KEDA resolves <field>FromEnv in the scale target's first container unless told which.
 		so.Spec.ScaleTargetRef.EnvSourceContainerName = sdep.EngineContainerName
 	}
@@ -420,6 +482,22 @@ func (g *generator) kafkaTrigger(t *kedav1alpha1.ScaleTriggers, sc *sidecar, whe
 		m.Topic = ""
 	}
 	return &m
+}
+
+// seldonCRDLacks warns of the kedaSpec fields that Seldon Core v1.18.2's SeldonDeployment CRD does not
+// have: the operator's SeldonScaledObjectSpec predates them, and with kubectl's default strict field
+// validation the SeldonDeployment itself is refused.
+func (g *generator) seldonCRDLacks(ks kedaSpec, where string) {
+	var lacks []string
+	if ks.InitialCooldownPeriod != nil {
+		lacks = append(lacks, "initialCooldownPeriod")
+	}
+	if a := ks.Advanced; a != nil && a.HorizontalPodAutoscalerConfig != nil && a.HorizontalPodAutoscalerConfig.Name != "" {
+		lacks = append(lacks, "advanced.horizontalPodAutoscalerConfig.name")
+	}
+	for _, f := range lacks {
+		g.ds.warnf(where, "%s is not in Seldon Core v1.18.2's SeldonDeployment CRD: kubectl apply of the SeldonDeployment fails on it under strict field validation (kubectl's default) and the API server drops it otherwise; the ScaledObject written here has it, so keep it out of the kedaSpec you apply and set it on the ScaledObject", f)
+	}
 }
 
 // replicaWarnings says when the replica bounds cannot do what they seem to.

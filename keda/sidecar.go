@@ -36,15 +36,18 @@ const (
 // setting is one value the sidecar reads: inline in svcOrchSpec.env, from a Secret or ConfigMap (which
 // KEDA can read through <field>FromEnv on the sidecar container), or made by a rule.
 type setting struct {
-	Var    string // the variable; "" when the value comes from a rule
-	Value  string // the value, when known
-	Known  bool
-	From   string // where a value that is not inline comes from, e.g. `configMapKeyRef kafka/brokers`
-	Origin string // how the value was made, when not from a variable
+	Var     string // the variable; "" when the value comes from a rule
+	Value   string // the value, when known: after Kubernetes' $(VAR) expansion
+	Written string // the inline value as written, when expansion changed it
+	Known   bool
+	From    string // where a value that is not known here comes from, e.g. `configMapKeyRef kafka/brokers`
+	Origin  string // how the value was made, when not from a variable
 }
 
 func (s setting) describe() string {
 	switch {
+	case s.Known && s.Var != "" && s.Written != "":
+		return fmt.Sprintf("%q (%s, written %q)", s.Value, s.Var, s.Written)
 	case s.Known && s.Var != "":
 		return fmt.Sprintf("%q (%s)", s.Value, s.Var)
 	case s.Known:
@@ -61,15 +64,99 @@ type sidecar struct {
 	Reset   setting // earliest or latest
 	TLS     bool
 	SASL    string // KEDA's name for the mechanism, "" without SASL
-	env     map[string]sdep.EnvVar
+	env     map[string]envVar
+
+	// keyPassword says whether KAFKA_SSL_CLIENT_KEY_PASS becomes keyPassword; set by the generator from
+	// Options.KeyPassword.
+	keyPassword KeyPasswordMode
 }
 
-func envMap(vars []sdep.EnvVar) map[string]sdep.EnvVar {
-	m := make(map[string]sdep.EnvVar, len(vars))
-	for _, v := range vars {
-		m[v.Name] = v // Kubernetes takes the last of a repeated name
+// envVar is one variable of the sidecar container as Kubernetes gives it to the process.
+type envVar struct {
+	sdep.EnvVar
+	Expanded string   // Value after $(VAR) expansion; meaningful when Known
+	Known    bool     // inline, and every $(VAR) in it expanded from values known here
+	Needs    string   // when not Known: where the value comes from, said for a diagnostic
+	Literal  []string // the $(VAR) references left as written: no variable of that name comes before it
+}
+
+// operatorEnv are the variables the Seldon operator puts before svcOrchSpec.env in the sidecar container
+// (createExecutorContainer in operator/controllers/seldondeployment_engine.go): a $(VAR) of one of them
+// expands, to a value not known here.
+var operatorEnv = []string{"ENGINE_PREDICTOR", "REQUEST_LOGGER_DEFAULT_ENDPOINT"}
+
+// resolveEnv gives each variable of svcOrchSpec.env the value the sidecar process sees. Kubernetes
+// expands $(VAR) in an inline value from the variables before it in the container's list (kubelet's
+// makeEnvironmentVariables with third_party/forked/golang/expansion): $$ is a literal $, and a reference
+// to a name not defined before it stays as written. A repeated name takes its last definition.
+func resolveEnv(vars []sdep.EnvVar) map[string]envVar {
+	defined := make(map[string]envVar, len(vars)+len(operatorEnv))
+	for _, n := range operatorEnv {
+		defined[n] = envVar{EnvVar: sdep.EnvVar{Name: n}, Needs: "a value the Seldon operator sets"}
 	}
-	return m
+	out := make(map[string]envVar, len(vars))
+	for _, v := range vars {
+		e := envVar{EnvVar: v}
+		if v.Value == "" && v.ValueFrom != nil {
+			e.Needs = refString(v)
+		} else {
+			var needs []string
+			e.Expanded = expandEnv(v.Value, func(name string) (string, bool) {
+				d, ok := defined[name]
+				switch {
+				case !ok:
+					e.Literal = append(e.Literal, name)
+					return "", false
+				case !d.Known:
+					needs = append(needs, fmt.Sprintf("$(%s) from %s", name, d.Needs))
+				}
+				return d.Expanded, true
+			})
+			e.Known = len(needs) == 0
+			if !e.Known {
+				e.Needs = fmt.Sprintf("an inline value %q whose %s", v.Value, strings.Join(needs, " and "))
+			}
+		}
+		defined[v.Name] = e
+		out[v.Name] = e
+	}
+	return out
+}
+
+// expandEnv is Kubernetes' expansion of $(VAR) (k8s.io/kubernetes third_party/forked/golang/expansion,
+// Expand): lookup gives a name's value, or false to leave the reference as written.
+func expandEnv(in string, lookup func(name string) (string, bool)) string {
+	var b strings.Builder
+	checkpoint := 0
+	for cursor := 0; cursor < len(in); cursor++ {
+		if in[cursor] != '$' || cursor+1 >= len(in) {
+			continue
+		}
+		b.WriteString(in[checkpoint:cursor])
+		rest := in[cursor+1:]
+		advance := 1
+		switch rest[0] {
+		case '$': // an escaped operator
+			b.WriteByte('$')
+		case '(':
+			if end := strings.IndexByte(rest, ')'); end > 0 {
+				name := rest[1:end]
+				if v, ok := lookup(name); ok && name != "" {
+					b.WriteString(v)
+				} else {
+					b.WriteString("$(" + name + ")")
+				}
+				advance = end + 1
+			} else {
+				b.WriteString("$(") // no closing parenthesis: kept as written
+			}
+		default:
+			b.WriteString(in[cursor : cursor+2])
+		}
+		cursor += advance
+		checkpoint = cursor + 1
+	}
+	return b.String() + in[checkpoint:]
 }
 
 func refString(v sdep.EnvVar) string {
@@ -84,23 +171,49 @@ func refString(v sdep.EnvVar) string {
 	return "a valueFrom this tool cannot follow"
 }
 
-// lookup returns the variable's setting and whether it is set at all.
+// lookup returns the variable's setting, its value trimmed as the sidecar trims it, and whether it is
+// set at all.
 func (s *sidecar) lookup(name string) (setting, bool) {
+	st, set := s.lookupRaw(name)
+	st.Value = strings.TrimSpace(st.Value)
+	return st, set
+}
+
+// lookupRaw is lookup without trimming, for the variables the sidecar reads as they are.
+func (s *sidecar) lookupRaw(name string) (setting, bool) {
 	v, ok := s.env[name]
-	if !ok {
+	switch {
+	case !ok:
 		return setting{Var: name}, false
+	case !v.Known:
+		return setting{Var: name, From: v.Needs}, true
+	case v.Expanded != v.Value:
+		return setting{Var: name, Value: v.Expanded, Written: v.Value, Known: true}, true
 	}
-	if v.ValueFrom == nil {
-		return setting{Var: name, Value: strings.TrimSpace(v.Value), Known: true}, true
+	return setting{Var: name, Value: v.Value, Known: true}, true
+}
+
+// literalRefs reports the $(VAR) references of the variables the trigger follows that Kubernetes leaves
+// as written.
+func (s *sidecar) literalRefs(where string, ds *diags) {
+	for _, name := range []string{envBroker, envInputTopic, envGroupID, envOffsetReset, envProtocol, envSASLMech} {
+		v, ok := s.env[name]
+		if !ok {
+			continue
+		}
+		for _, ref := range v.Literal {
+			ds.warnf(where, "%s: no variable %s comes before it in svcOrchSpec.env, so Kubernetes leaves $(%s) as written (%q) unless %s is one it adds for a Service (enableServiceLinks), which KEDA does not see",
+				name, ref, ref, v.Value, ref)
+		}
 	}
-	return setting{Var: name, From: refString(v)}, true
 }
 
 // readSidecar works out the sidecar's settings from the predictor's svcOrchSpec.env the way the sidecar
 // reads them at start (executor/config.go), reporting what would stop it and what KEDA cannot follow.
 func readSidecar(d sdep.SeldonDeployment, p sdep.PredictorSpec, namespace, where string, ds *diags) *sidecar {
-	s := &sidecar{env: envMap(p.SvcOrchSpec.Env)}
+	s := &sidecar{env: resolveEnv(p.SvcOrchSpec.Env)}
 	where += ": svcOrchSpec.env"
+	s.literalRefs(where, ds)
 	ok := true
 	for _, req := range []struct {
 		name string
@@ -127,15 +240,20 @@ func readSidecar(d sdep.SeldonDeployment, p sdep.PredictorSpec, namespace, where
 	}
 
 	s.Reset = setting{Var: envOffsetReset, Value: defaultOffsetReset, Known: true}
-	if st, set := s.lookup(envOffsetReset); set {
+	if st, set := s.lookupRaw(envOffsetReset); set {
 		s.Reset = st
 		if st.Known {
+			// The sidecar lower-cases the value and takes earliest or latest only: it does not trim it, and
+			// an empty value set is not its default (executor/config.go, build).
 			s.Reset.Value = strings.ToLower(st.Value)
-			if s.Reset.Value == "" {
-				s.Reset.Value = defaultOffsetReset
-			}
 			if s.Reset.Value != "earliest" && s.Reset.Value != "latest" {
-				ds.errorf(where, "%s is %q: the sidecar takes earliest or latest", envOffsetReset, st.Value)
+				hint := ""
+				if st.Value == "" {
+					hint = "; leave it out for the sidecar's default, earliest"
+				} else if t := strings.ToLower(strings.TrimSpace(st.Value)); t == "earliest" || t == "latest" {
+					hint = "; remove the spaces"
+				}
+				ds.errorf(where, "%s is %q: the sidecar refuses it and will not start (it takes earliest or latest, in any case, as written)%s", envOffsetReset, st.Value, hint)
 				ok = false
 			}
 		}
@@ -208,7 +326,7 @@ func (s *sidecar) authParams(where string, ds *diags) []authParam {
 		if !set {
 			if f, fset := s.env[name+"_FILE"]; fset {
 				ds.errorf(where, "%s_FILE is a path inside the sidecar's pod (%s), which KEDA cannot read: the trigger gets no %s; give %s from a Secret (valueFrom.secretKeyRef) or give the trigger an authenticationRef",
-					name, refOrValue(f), param, name)
+					name, refOrValue(f.EnvVar), param, name)
 			}
 			return false
 		}
@@ -218,7 +336,7 @@ func (s *sidecar) authParams(where string, ds *diags) []authParam {
 		case v.ValueFrom != nil && v.ValueFrom.ConfigMapKeyRef != nil:
 			out = append(out, authParam{Param: param, ConfigMap: v.ValueFrom.ConfigMapKeyRef})
 		case v.ValueFrom != nil:
-			ds.errorf(where, "%s comes from %s: the trigger gets no %s; give it from a Secret, or give the trigger an authenticationRef", name, refString(v), param)
+			ds.errorf(where, "%s comes from %s: the trigger gets no %s; give it from a Secret, or give the trigger an authenticationRef", name, refString(v.EnvVar), param)
 			return false
 		case inlineOK:
 			// Not a secret: KEDA reads it from the sidecar container's own environment.
@@ -237,7 +355,9 @@ func (s *sidecar) authParams(where string, ds *diags) []authParam {
 		if cert != key && !s.present(map[bool]string{true: envClientKey, false: envClientCert}[cert]) {
 			ds.errorf(where, "KEDA needs both cert and key for client TLS, and only the %s can be given (the sidecar's %s and %s)", map[bool]string{true: "cert", false: "key"}[cert], envClientCert, envClientKey)
 		}
-		ref("keyPassword", envKeyPass, false)
+		if s.keepKeyPassword(where, ds) {
+			ref("keyPassword", envKeyPass, false)
+		}
 	}
 	if s.TLS {
 		if v, ok := s.env[envVerifyHost]; ok && v.ValueFrom == nil && strings.EqualFold(strings.TrimSpace(v.Value), "false") {
@@ -272,6 +392,60 @@ func (s *sidecar) authParams(where string, ds *diags) []authParam {
 	}
 	return out
 }
+
+// keepKeyPassword says whether KAFKA_SSL_CLIENT_KEY_PASS becomes the TriggerAuthentication's keyPassword.
+//
+// Given any keyPassword, KEDA v2.21's kafka and apache-kafka scalers read the key only as an encrypted
+// PKCS#8 key (pkg/util/tls_config.go: NewTLSConfigWithPassword, decryptClientKey). A Strimzi KafkaUser
+// Secret holds an unencrypted PKCS#8 user.key and, in user.password, the password of user.p12: mapped,
+// it makes KEDA fail with "error decrypt X509Key: pkcs8: only PKCS #5 v2.0 supported", while the sidecar
+// only warns that the password is not used.
+func (s *sidecar) keepKeyPassword(where string, ds *diags) bool {
+	if !s.present(envKeyPass) {
+		return false
+	}
+	if s.keyPassword == KeyPasswordDrop {
+		ds.warnf(where, "%s: keyPassword is left out (--key-password=drop): KEDA then reads %s as an unencrypted key, and cannot use an encrypted one", envKeyPass, envClientKey)
+		return false
+	}
+	if _, set := s.env[envKeyPass]; !set {
+		return true // only the _FILE form, which ref reports
+	}
+	secret, strimzi := s.strimziKeyPair()
+	switch {
+	case strimzi && s.keyPassword == KeyPasswordKeep:
+		ds.warnf(where, "%s: keyPassword is kept (--key-password=keep): KEDA decrypts Secret %s key %s with it as an encrypted PKCS#8 key, and fails on the unencrypted key a Strimzi KafkaUser Secret holds", envKeyPass, secret, strimziKeyKey)
+		return true
+	case strimzi:
+		ds.warnf(where, "%s: keyPassword is left out: %s. --key-password=keep maps it anyway", envKeyPass, strimziWhy(secret))
+		return false
+	}
+	return true
+}
+
+// strimziKeyPair reports whether the sidecar reads its key and key password from the user.key and
+// user.password keys of one Secret, as a Strimzi KafkaUser Secret has them, and names the Secret.
+func (s *sidecar) strimziKeyPair() (secret string, ok bool) {
+	key, pass := s.env[envClientKey].ValueFrom, s.env[envKeyPass].ValueFrom
+	if key == nil || pass == nil || key.SecretKeyRef == nil || pass.SecretKeyRef == nil {
+		return "", false
+	}
+	k, p := key.SecretKeyRef, pass.SecretKeyRef
+	return k.Name, k.Key == strimziKeyKey && p.Key == strimziPassKey && k.Name == p.Name
+}
+
+// strimziWhy says why KEDA must not get a Strimzi KafkaUser's user.password as keyPassword.
+func strimziWhy(secret string) string {
+	return fmt.Sprintf("Secret %s keys %s and %s are a Strimzi KafkaUser's, whose %s is an unencrypted key and whose %s is the password of user.p12; given a keyPassword, KEDA v2.21 reads the key only as encrypted PKCS#8 and fails (error decrypt X509Key: pkcs8: only PKCS #5 v2.0 supported)",
+		secret, strimziKeyKey, strimziPassKey, strimziKeyKey, strimziPassKey)
+}
+
+// The keys of a Strimzi KafkaUser Secret (TLS authentication): the client key, unencrypted PKCS#8, and the
+// password of the PKCS#12 keystore user.p12.
+const (
+	strimziKeyKey  = "user.key"
+	strimziPassKey = "user.password"
+)
 
 // present reports whether the variable or its _FILE form is set.
 func (s *sidecar) present(name string) bool {

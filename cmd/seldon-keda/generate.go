@@ -37,7 +37,7 @@ func (p *partitionsFlag) Set(v string) error {
 }
 
 func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("generate", "generate [-f FILE]... [flags]  (no -f, or -f -: stdin)", stderr)
+	fs := newFlags("generate", "generate [-f FILE]... [flags]  (no -f, or -f -: stdin)", stdout, stderr)
 	var in files
 	var parts partitionsFlag
 	fs.Var(&in, "f", "SeldonDeployment manifest (YAML or JSON, one or more documents, a List too); repeatable; - is stdin")
@@ -46,7 +46,8 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	fs.Var(&parts, "partitions", "partitions of the input topic, for the replica warnings: N for every topic, or TOPIC=N (repeatable); Strimzi KafkaTopic documents in the input count too")
 	lagThreshold := fs.Int64("lag-threshold", 10, "lagThreshold written into kafka triggers that have none (KEDA's default is 10)")
 	prefix := fs.Bool("deployment-name-as-prefix", false, "name Deployments as the operator does with DEPLOYMENT_NAME_AS_PREFIX=true")
-	if err := parse(fs, args); err != nil {
+	keyPassword := fs.String("key-password", "auto", "KAFKA_SSL_CLIENT_KEY_PASS as the TriggerAuthentication's keyPassword: auto leaves it out when it is a Strimzi KafkaUser Secret's user.password next to its user.key (KEDA, given a keyPassword, reads the key only as encrypted PKCS#8), keep always maps it, drop never does")
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -56,6 +57,10 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	sev, err := keda.ParseSeverity(*mismatch)
 	if err != nil {
 		return fmt.Errorf("--on-mismatch: %v", err)
+	}
+	keyPass, err := keda.ParseKeyPasswordMode(*keyPassword)
+	if err != nil {
+		return fmt.Errorf("--key-password: %v", err)
 	}
 	if *lagThreshold < 1 {
 		return fmt.Errorf("--lag-threshold: %d: must be positive", *lagThreshold)
@@ -71,6 +76,7 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		DefaultPartitions:      parts.all,
 		DeploymentNameAsPrefix: *prefix,
 		LagThreshold:           *lagThreshold,
+		KeyPassword:            keyPass,
 	})
 	for _, d := range res.Diagnostics {
 		fmt.Fprintln(stderr, d)

@@ -47,8 +47,8 @@ func (o optInt32) Set(v string) error {
 
 // parseLag reads the lag report's settings from the sidecar's environment variables and the flags. The
 // group is KAFKA_GROUP_ID, or the sidecar's <predictor>.<sdep>.<namespace>.
-func parseLag(args []string, stderr io.Writer, getenv func(string) string) (lagConfig, error) {
-	fs := newFlags("lag", "lag [flags]  (connection from KAFKA_BROKER, KAFKA_INPUT_TOPIC, KAFKA_GROUP_ID as the sidecar reads them)", stderr)
+func parseLag(args []string, stdout, stderr io.Writer, getenv func(string) string) (lagConfig, error) {
+	fs := newFlags("lag", "lag [flags]  (connection from KAFKA_BROKER, KAFKA_INPUT_TOPIC, KAFKA_GROUP_ID as the sidecar reads them)", stdout, stderr)
 	var c lagConfig
 	props := kv{}
 	sdepName := fs.String("sdep", "", "SeldonDeployment name, for the group <predictor>.<sdep>.<namespace> when KAFKA_GROUP_ID is not set")
@@ -69,7 +69,7 @@ func parseLag(args []string, stderr io.Writer, getenv func(string) string) (lagC
 	current := fs.Int("current-replicas", 0, "replicas running now, for the HPA's 10% tolerance (0: leave it out)")
 	fs.BoolVar(&c.JSON, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "how long the broker may take to answer")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -137,7 +137,7 @@ func parseLag(args []string, stderr io.Writer, getenv func(string) string) (lagC
 }
 
 func runLag(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	c, err := parseLag(args, stderr, getenv)
+	c, err := parseLag(args, stdout, stderr, getenv)
 	if err != nil {
 		return err
 	}

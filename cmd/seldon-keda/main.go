@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -39,11 +40,15 @@ func main() {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if args[0] == "help" && len(args) > 1 {
+		args = []string{args[1], "--help"} // "seldon-keda help topics" is "seldon-keda topics --help"
+	}
+	if isHelp(args[0]) || args[0] == "help" {
+		fmt.Fprint(stdout, usage) // asked for: the output, not a complaint
 		return 0
 	}
 	var err error
@@ -70,26 +75,47 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 1
 }
 
-// newFlags makes a command's flag set that prints its usage to stderr.
-func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("seldon-keda "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// isHelp reports whether an argument asks for usage, as the flag package reads -h and -help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// flagSet is a command's flags. Its usage goes to stdout when asked for (-h, --help) and to stderr after
+// a mistake, so "seldon-keda generate --help | less" shows it.
+type flagSet struct {
+	*flag.FlagSet
+	stdout, stderr io.Writer
+	out            bytes.Buffer // what the flag package prints while parsing
+}
+
+// newFlags makes a command's flag set.
+func newFlags(name, synopsis string, stdout, stderr io.Writer) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet("seldon-keda "+name, flag.ContinueOnError), stdout: stdout, stderr: stderr}
+	fs.SetOutput(&fs.out)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: seldon-keda %s\n\n", synopsis)
+		fmt.Fprintf(&fs.out, "usage: seldon-keda %s\n\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// parse parses flags, turning a parse error into errUsage (the flag package has printed it).
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+// parse parses flags: flag.ErrHelp after printing the usage to stdout, or errUsage after printing the
+// mistake and the usage to stderr.
+func (fs *flagSet) parse(args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = fs.stdout.Write(fs.out.Bytes())
+		return err
 	}
-	return nil
+	_, _ = fs.stderr.Write(fs.out.Bytes())
+	return errUsage
 }
 
 // files is a repeatable -f flag.

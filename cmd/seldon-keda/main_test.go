@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/seldon-kafka/sidecar/internal/testkit"
+	"github.com/seldon-kafka/sidecar/kafka/lag"
+	"github.com/seldon-kafka/sidecar/keda/kafkascaler"
 )
 
 func runCmd(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
@@ -51,6 +53,11 @@ func TestGenerateCommand(t *testing.T) {
 		{"--partitions feeds the replica warnings", []string{"generate", "--partitions", "cifar10-rest-input=1", "-f", filepath.Join(golden, "legacy-cifar10-generated.yaml")}, 0,
 			[]string{"kind: ScaledObject"}, []string{"maxReplicaCount 2 is above the 1 partitions of cifar10-rest-input"}},
 		{"a bad flag value is a usage error", []string{"generate", "--on-mismatch=ignore"}, 1, nil, []string{"--on-mismatch"}},
+		{"the Strimzi example's user.password is not KEDA's keyPassword", []string{"generate", "-f", filepath.Join(golden, "legacy-cifar10-generated.yaml")}, 0,
+			[]string{"parameter: key\n"}, []string{"keyPassword is left out", "--key-password=keep"}},
+		{"--key-password=keep maps it all the same", []string{"generate", "--key-password=keep", "-f", filepath.Join(golden, "legacy-cifar10-generated.yaml")}, 0,
+			[]string{"key: user.password", "parameter: keyPassword"}, []string{"keyPassword is kept (--key-password=keep)"}},
+		{"--key-password takes auto, keep or drop", []string{"generate", "--key-password=maybe"}, 1, nil, []string{`--key-password: "maybe": want auto, keep or drop`}},
 		{"an unknown command", []string{"scale"}, 2, nil, []string{`unknown command "scale"`}},
 	}
 	for _, tc := range cases {
@@ -105,7 +112,7 @@ func TestParseLagNamesTheGroupAsTheSidecarDoes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var errb bytes.Buffer
-			c, err := parseLag(tc.args, &errb, func(k string) string { return tc.env[k] })
+			c, err := parseLag(tc.args, &errb, &errb, func(k string) string { return tc.env[k] })
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
@@ -253,5 +260,166 @@ func TestExampleIsUpToDate(t *testing.T) {
 	body := func(s string) string { _, rest, _ := strings.Cut(s, "\n"); return rest } // past the header naming the path
 	if body(out) != body(string(want)) {
 		t.Errorf("examples/keda/cifar10-keda.yaml is stale: run go run ./cmd/seldon-keda generate -f examples/keda/cifar10.yaml > examples/keda/cifar10-keda.yaml\n%s", out)
+	}
+}
+
+// TestHelpPrintsUsageAndExitsZero: asking for help is not a mistake: the usage goes to stdout and the exit
+// status is 0, for the command and each subcommand.
+func TestHelpPrintsUsageAndExitsZero(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string // in stdout
+	}{
+		{[]string{"--help"}, "seldon-keda generate"},
+		{[]string{"-h"}, "seldon-keda generate"},
+		{[]string{"help"}, "seldon-keda generate"},
+		{[]string{"help", "topics"}, "usage: seldon-keda topics"},
+		{[]string{"generate", "--help"}, "-key-password"},
+		{[]string{"generate", "-h"}, "usage: seldon-keda generate"},
+		{[]string{"lag", "--help"}, "usage: seldon-keda lag"},
+		{[]string{"topics", "--help"}, "-replication-factor"},
+		{[]string{"topics", "-h"}, "usage: seldon-keda topics"},
+		{[]string{"topics", "create", "--help"}, "-replication-factor"},
+		{[]string{"topics", "delete", "-h"}, "-force"},
+		{[]string{"topics", "status", "--help"}, "usage: seldon-keda topics"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errs := runCmd(t, nil, tc.args...)
+			if code != 0 || !strings.Contains(out, tc.want) || errs != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 0 and %q on stdout only", code, out, errs, tc.want)
+			}
+		})
+	}
+	// A mistake still exits 2 with the usage on stderr.
+	mistakes := []struct {
+		args []string
+		want string // in stderr
+	}{
+		{nil, "seldon-keda generate [-f FILE]"},
+		{[]string{"topics"}, "usage: seldon-keda topics"},
+		{[]string{"generate", "--no-such-flag"}, "usage: seldon-keda generate"},
+	}
+	for _, m := range mistakes {
+		if code, out, errs := runCmd(t, nil, m.args...); code != 2 || out != "" || !strings.Contains(errs, m.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q on stderr", m.args, code, out, errs, m.want)
+		}
+	}
+}
+
+// TestTopicsSharedByTwoDeploymentsAreHandledOnce runs topics against the test broker for two
+// SeldonDeployments sharing their input topic, one opted in to deletion and one not, given as two files or
+// as one List: each topic is created, deleted and reported once, and delete keeps a topic another
+// SeldonDeployment of the input still uses, saying whether it exists.
+func TestTopicsSharedByTwoDeploymentsAreHandledOnce(t *testing.T) {
+	bootstrap := testkit.Bootstrap(t)
+	suffix := time.Now().Format("150405000000")
+	in, outA, outB := "shared-in-"+suffix, "shared-out-a-"+suffix, "shared-out-b-"+suffix
+	item := func(name, out string, clean bool) string {
+		ann := "{}"
+		if clean {
+			ann = `{seldon.io/clean-topics-on-delete: "true"}`
+		}
+		return fmt.Sprintf(`{apiVersion: machinelearning.seldon.io/v1, kind: SeldonDeployment,
+  metadata: {name: %s, annotations: %s},
+  spec: {serverType: kafka, predictors: [{name: p, graph: {name: m}, svcOrchSpec: {env: [
+    {name: KAFKA_BROKER, value: "%s"}, {name: KAFKA_INPUT_TOPIC, value: %s}, {name: KAFKA_OUTPUT_TOPIC, value: %s}]}}]}}`,
+			name, ann, bootstrap, in, out)
+	}
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	a := write("a.yaml", item("shared-a", outA, true))
+	b := write("b.yaml", item("shared-b", outB, false))
+	list := write("list.yaml", "apiVersion: v1\nkind: List\nitems:\n- "+item("shared-a", outA, true)+"\n- "+item("shared-b", outB, false)+"\n")
+	t.Cleanup(func() { runCmd(t, nil, "topics", "delete", "--force", "-X", "broker.address.family=v4", "-f", list) })
+
+	steps := []struct {
+		args  []string
+		table bool   // read the table instead of --json
+		want  string // topic=action/exists, in input order
+	}{
+		{[]string{"create", "--partitions", "2", "--replication-factor", "1", "-f", a, "-f", b}, false,
+			"in=created/true out-a=created/true out-b=created/true"},
+		{[]string{"create", "--partitions", "2", "--replication-factor", "1", "-f", list}, false,
+			"in=exists/true out-a=exists/true out-b=exists/true"},
+		{[]string{"delete", "-f", a, "-f", b}, false, "in=kept/true out-a=deleted/false out-b=kept/true"},
+		{[]string{"delete", "-f", list}, true, "in=kept/true out-a=absent/false out-b=kept/true"},
+		{[]string{"status", "-f", list}, true, "in=exists/true out-a=absent/false out-b=exists/true"},
+		{[]string{"delete", "--force", "-f", a, "-f", b}, false, "in=deleted/false out-a=absent/false out-b=deleted/false"},
+		{[]string{"delete", "--force", "-f", list}, true, "in=absent/false out-a=absent/false out-b=absent/false"},
+	}
+	short := map[string]string{in: "in", outA: "out-a", outB: "out-b"}
+	for _, s := range steps {
+		args := append([]string{"topics", s.args[0], "-X", "broker.address.family=v4"}, s.args[1:]...)
+		if !s.table {
+			args = append(args, "--json")
+		}
+		code, out, errs := runCmd(t, nil, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", s.args, code, errs)
+		}
+		var got []string
+		if s.table {
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			for _, l := range lines[1:] {
+				f := strings.Fields(l)
+				got = append(got, short[f[0]]+"="+f[1]+"/"+f[2])
+			}
+		} else {
+			var st []struct {
+				Topic, Action string
+				Exists        bool
+			}
+			if err := json.Unmarshal([]byte(out), &st); err != nil {
+				t.Fatalf("%v: %v\n%s", s.args, err, out)
+			}
+			for _, x := range st {
+				got = append(got, fmt.Sprintf("%s=%s/%t", short[x.Topic], x.Action, x.Exists))
+			}
+		}
+		if strings.Join(got, " ") != s.want {
+			t.Fatalf("%v:\n got %s\nwant %s\n%s", s.args, strings.Join(got, " "), s.want, out)
+		}
+	}
+}
+
+// TestLagReportGivesTheHPAWhatKEDAGives: a committed offset past the end makes the summed lag negative;
+// the report's metric is what KEDA gives the HPA then, 0.
+func TestLagReportGivesTheHPAWhatKEDAGives(t *testing.T) {
+	cases := []struct {
+		name       string
+		parts      []kafkascaler.Partition
+		wantLag    int64
+		wantMetric int64
+	}{
+		{"a committed offset past the end: lag -7, metric 0",
+			[]kafkascaler.Partition{{ID: 0, Committed: 10, Start: 0, End: 3}}, -7, 0},
+		{"past the end on one partition, behind on the other: the sum",
+			[]kafkascaler.Partition{{ID: 0, Committed: 10, Start: 0, End: 3}, {ID: 1, Committed: 0, Start: 0, End: 9}}, 2, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var errb bytes.Buffer
+			c, err := parseLag([]string{"--lag-threshold", "4"}, &errb, &errb, func(k string) string {
+				return map[string]string{"KAFKA_BROKER": "k:9092", "KAFKA_INPUT_TOPIC": "in", "KAFKA_GROUP_ID": "g"}[k]
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := newLagReport(c, lag.Snapshot{Group: "g", Topic: "in", Partitions: tc.parts})
+			var table bytes.Buffer
+			if err := rep.writeTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			if rep.TotalLag != tc.wantLag || rep.KEDA.Metric != tc.wantMetric || !strings.Contains(table.String(), fmt.Sprintf("metric    %d\n", tc.wantMetric)) {
+				t.Errorf("total lag %d, metric %d, want %d and %d:\n%s", rep.TotalLag, rep.KEDA.Metric, tc.wantLag, tc.wantMetric, table.String())
+			}
+		})
 	}
 }

@@ -5,19 +5,33 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/kafka/topics"
-	"github.com/seldon-kafka/sidecar/sdep"
+	"github.com/seldon-kafka/sidecar/keda"
 )
+
+// plannedTopic is one topic of the input on one broker, however many SeldonDeployments name it.
+type plannedTopic struct {
+	broker, name string
+	users        []string // the SeldonDeployments that use it, in input order
+	keptBy       []string // of those, the ones whose topics delete keeps (no opt-in, no --force)
+}
 
 func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	const synopsis = "topics create|delete|status [-f FILE]... [flags]"
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(stderr, "usage: seldon-keda %s\n", synopsis)
+		// The flags are the same for the three operations: show them with the synopsis.
+		fs := topicsFlags("create|delete|status", synopsis, stdout, stderr)
+		if len(args) > 0 && isHelp(args[0]) {
+			return fs.parse(args[:1]) // prints the usage to stdout
+		}
+		fs.Usage()
+		_, _ = stderr.Write(fs.out.Bytes())
 		return errUsage
 	}
 	op := args[0]
@@ -25,73 +39,60 @@ func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "seldon-keda topics: %q: want create, delete or status\n", op)
 		return errUsage
 	}
-	fs := newFlags("topics "+op, synopsis, stderr)
-	var in files
-	props := kv{}
-	fs.Var(&in, "f", "SeldonDeployment manifest; repeatable; - or none is stdin")
-	broker := fs.String("broker", "", "bootstrap servers (default: the predictors' KAFKA_BROKER, then $KAFKA_BROKER)")
-	fs.Var(props, "X", "librdkafka property KEY=VALUE for the connection (security settings); repeatable")
-	partitions := fs.Int("partitions", 0, "create: partitions of each topic (required)")
-	rf := fs.Int("replication-factor", 0, "create: replication factor of each topic (required; -1 for the broker's default)")
-	force := fs.Bool("force", false, "delete: also the topics of SeldonDeployments without the "+topics.AnnotationCleanOnDelete+": \"true\" annotation")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	timeout := fs.Duration("timeout", time.Minute, "how long the broker may take")
-	if err := parse(fs, args[1:]); err != nil {
+	fs := topicsFlags(op, synopsis, stdout, stderr)
+	if err := fs.parse(args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "seldon-keda topics: unexpected argument %q (files go with -f)\n", fs.Arg(0))
 		return errUsage
 	}
-	if op == "create" && (*partitions < 1 || *rf == 0 || *rf < -1) {
+	if op == "create" && (*fs.partitions < 1 || *fs.rf == 0 || *fs.rf < -1) {
 		return fmt.Errorf("create needs --partitions (1 or more) and --replication-factor (1 or more, or -1)")
 	}
 
-	var deps []sdep.SeldonDeployment
-	if err := readInputs(in, stdin, func(source string, data []byte) error {
-		ds, err := sdep.ReadDeployments(data)
-		if err != nil {
-			return fmt.Errorf("%s: %w", source, err)
-		}
-		deps = append(deps, ds...)
-		return nil
-	}); err != nil {
+	// The input is read as generate reads it: SeldonDeployments alone or in a List.
+	var input keda.Input
+	if err := readInputs(fs.in, stdin, input.Read); err != nil {
 		return err
 	}
-	if len(deps) == 0 {
-		return fmt.Errorf("no SeldonDeployment in the input")
+	if len(input.Deployments) == 0 {
+		return fmt.Errorf("no SeldonDeployment (machinelearning.seldon.io) in the input")
 	}
 
-	// Topics by broker, in input order.
-	type batch struct {
-		broker string
-		names  []string
-	}
-	var batches []*batch
-	byBroker := map[string]*batch{}
-	var kept []topics.Status
-	for _, d := range deps {
+	// Each topic once per broker, in the order the input first names it: two SeldonDeployments may share
+	// a topic, and one admin request must not name a topic twice.
+	var plan []*plannedTopic
+	byKey := map[[2]string]*plannedTopic{}
+	for _, l := range input.Deployments {
+		d := l.SeldonDeployment
 		ts, err := topics.Of(d)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", l.Source, err)
 		}
-		if op == "delete" && !*force && !strings.EqualFold(d.Metadata.Annotations[topics.AnnotationCleanOnDelete], "true") {
-			for _, t := range ts {
-				kept = append(kept, topics.Status{Topic: t.Name, Action: "kept",
-					Note: fmt.Sprintf("SeldonDeployment %s does not have %s: \"true\" (use --force)", d.Metadata.Name, topics.AnnotationCleanOnDelete)})
-			}
-			continue
+		name := d.Metadata.Name
+		if d.Metadata.Namespace != "" {
+			name = d.Metadata.Namespace + "/" + name
 		}
+		keeps := op == "delete" && !*fs.force && !strings.EqualFold(d.Metadata.Annotations[topics.AnnotationCleanOnDelete], "true")
 		for _, t := range ts {
-			b := firstNonEmpty(*broker, t.Broker, getenv("KAFKA_BROKER"))
+			b := firstNonEmpty(*fs.broker, t.Broker, getenv("KAFKA_BROKER"))
 			if b == "" {
-				return fmt.Errorf("SeldonDeployment %s: predictor %q: no broker: KAFKA_BROKER is not inline; give --broker", d.Metadata.Name, t.Predictor)
+				return fmt.Errorf("%s: SeldonDeployment %s: predictor %q: no broker: KAFKA_BROKER is not inline; give --broker", l.Source, name, t.Predictor)
 			}
-			if byBroker[b] == nil {
-				byBroker[b] = &batch{broker: b}
-				batches = append(batches, byBroker[b])
+			key := [2]string{b, t.Name}
+			p := byKey[key]
+			if p == nil {
+				p = &plannedTopic{broker: b, name: t.Name}
+				byKey[key] = p
+				plan = append(plan, p)
 			}
-			byBroker[b].names = append(byBroker[b].names, t.Name)
+			if !slices.Contains(p.users, name) {
+				p.users = append(p.users, name)
+			}
+			if keeps && !slices.Contains(p.keptBy, name) {
+				p.keptBy = append(p.keptBy, name)
+			}
 		}
 	}
 
@@ -99,31 +100,50 @@ func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, *fs.timeout)
 	defer cancel()
-	var all []topics.Status
-	for _, b := range batches {
-		a, err := topics.New(kafka.Settings{Brokers: b.broker, ClientID: "seldon-keda-topics", Security: security, Extra: props})
-		if err != nil {
-			return err
+	done := map[[2]string]topics.Status{}
+	var brokers []string
+	for _, p := range plan {
+		if !slices.Contains(brokers, p.broker) {
+			brokers = append(brokers, p.broker)
 		}
-		var st []topics.Status
-		switch op {
-		case "create":
-			st, err = a.Create(ctx, b.names, *partitions, *rf)
-		case "delete":
-			st, err = a.Delete(ctx, b.names)
-		default:
-			st, err = a.Describe(ctx, b.names)
-		}
-		a.Close()
-		if err != nil {
-			return err
-		}
-		all = append(all, st...)
 	}
-	all = append(all, kept...)
-	if *asJSON {
+	for _, b := range brokers {
+		var work, kept []string // kept: named by a SeldonDeployment whose topics delete keeps
+		for _, p := range plan {
+			switch {
+			case p.broker != b:
+			case len(p.keptBy) > 0:
+				kept = append(kept, p.name)
+			default:
+				work = append(work, p.name)
+			}
+		}
+		st, err := topicsOn(ctx, b, op, work, kept, *fs.partitions, *fs.rf, security, fs.props)
+		if err != nil {
+			return err
+		}
+		for _, x := range st {
+			done[[2]string{b, x.Topic}] = x
+		}
+	}
+
+	all := make([]topics.Status, 0, len(plan))
+	for _, p := range plan {
+		st := done[[2]string{p.broker, p.name}]
+		if len(p.keptBy) > 0 {
+			// Described, not deleted: it exists or not as the broker says.
+			st.Action = "kept"
+			if len(p.keptBy) == len(p.users) {
+				st.Note = fmt.Sprintf("SeldonDeployment %s does not have %s: \"true\" (use --force)", strings.Join(p.keptBy, ", "), topics.AnnotationCleanOnDelete)
+			} else {
+				st.Note = fmt.Sprintf("still used by SeldonDeployment %s, which does not have %s: \"true\" (use --force)", strings.Join(p.keptBy, ", "), topics.AnnotationCleanOnDelete)
+			}
+		}
+		all = append(all, st)
+	}
+	if *fs.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(all)
@@ -138,6 +158,63 @@ func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%s\t%s\n", s.Topic, s.Action, s.Exists, p, r, s.Note)
 	}
 	return tw.Flush()
+}
+
+// topicsFlagSet holds the flags of topics create, delete and status.
+type topicsFlagSet struct {
+	*flagSet
+	in             files
+	props          kv
+	broker         *string
+	partitions, rf *int
+	force, asJSON  *bool
+	timeout        *time.Duration
+}
+
+func topicsFlags(op, synopsis string, stdout, stderr io.Writer) *topicsFlagSet {
+	fs := &topicsFlagSet{flagSet: newFlags("topics "+op, synopsis, stdout, stderr), props: kv{}}
+	fs.Var(&fs.in, "f", "SeldonDeployment manifest (YAML or JSON, one or more documents, a List too); repeatable; - or none is stdin")
+	fs.broker = fs.String("broker", "", "bootstrap servers (default: the predictors' KAFKA_BROKER, then $KAFKA_BROKER)")
+	fs.Var(fs.props, "X", "librdkafka property KEY=VALUE for the connection (security settings); repeatable")
+	fs.partitions = fs.Int("partitions", 0, "create: partitions of each topic (required)")
+	fs.rf = fs.Int("replication-factor", 0, "create: replication factor of each topic (required; -1 for the broker's default)")
+	fs.force = fs.Bool("force", false, "delete: also the topics of SeldonDeployments without the "+topics.AnnotationCleanOnDelete+": \"true\" annotation")
+	fs.asJSON = fs.Bool("json", false, "print JSON instead of a table")
+	fs.timeout = fs.Duration("timeout", time.Minute, "how long the broker may take")
+	return fs
+}
+
+// topicsOn runs op on one broker: on work, and, for delete, describes the kept topics instead.
+func topicsOn(ctx context.Context, broker, op string, work, kept []string, partitions, rf int, security, props map[string]string) ([]topics.Status, error) {
+	a, err := topics.New(kafka.Settings{Brokers: broker, ClientID: "seldon-keda-topics", Security: security, Extra: props})
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	var out []topics.Status
+	if len(work) > 0 {
+		var st []topics.Status
+		switch op {
+		case "create":
+			st, err = a.Create(ctx, work, partitions, rf)
+		case "delete":
+			st, err = a.Delete(ctx, work)
+		default:
+			st, err = a.Describe(ctx, work)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st...)
+	}
+	if len(kept) > 0 {
+		st, err := a.Describe(ctx, kept)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st...)
+	}
+	return out, nil
 }
 
 func firstNonEmpty(vs ...string) string {

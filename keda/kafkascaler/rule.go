@@ -40,8 +40,8 @@ func (m Metadata) Lag(p Partition) int64 {
 type Total struct {
 	Partitions        int   // partitions counted (all, or those of partitionLimitation)
 	PartitionsWithLag int   // of those, with a lag above 0
-	Lag               int64 // the sum of the partitions' lags: what activation compares
-	Metric            int64 // the value given to the HPA: Lag, evened out and capped as the settings say
+	Lag               int64 // the sum of the partitions' lags, negative ones too: what activation compares
+	Metric            int64 // the value given to the HPA: Lag, evened out and capped as the settings say, 0 at least
 	Cap               int64 // the replicas the metric is capped at (0: not capped)
 }
 
@@ -74,6 +74,10 @@ func (m Metadata) Sum(parts []Partition) Total {
 			t.Metric = upper * m.LagThreshold
 		}
 	}
+	// A committed offset past the end (a topic deleted and made again, records removed) makes a partition's
+	// lag negative, and the sum with it; KEDA gives the HPA 0 for a negative value (scaler.go,
+	// GenerateMetricInMili), while activation still compares the sum itself.
+	t.Metric = max(t.Metric, 0)
 	return t
 }
 

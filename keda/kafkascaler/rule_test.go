@@ -52,10 +52,18 @@ var fourPartitions = []Partition{
 	{ID: 3, Committed: NoOffset, Start: 0, End: 0},
 }
 
+// A committed offset past the end on partition 0 (the topic was deleted and made again): its lag is
+// 2 - 30 = -28, and the sum with partition 1's 5 is -23.
+var committedPastTheEnd = []Partition{
+	{ID: 0, Committed: 30, Start: 0, End: 2},
+	{ID: 1, Committed: 0, Start: 0, End: 5},
+}
+
 func TestReplicasFollowKEDAAndTheHPA(t *testing.T) {
 	cases := []struct {
 		name       string
 		md         map[string]string
+		parts      []Partition // nil: fourPartitions
 		b          Bounds
 		current    int32
 		wantLag    int64
@@ -97,11 +105,21 @@ func TestReplicasFollowKEDAAndTheHPA(t *testing.T) {
 			md: map[string]string{"lagThreshold": "4"}, current: 2, wantLag: 8, wantMetric: 8, wantActive: true, want: 2},
 		{name: "outside the tolerance from 3 replicas: ceil(8 / 4) = 2",
 			md: map[string]string{"lagThreshold": "4"}, current: 3, wantLag: 8, wantMetric: 8, wantActive: true, want: 2},
+		{name: "a negative total lag gives the HPA 0, as KEDA does, and is not active",
+			md: map[string]string{"lagThreshold": "4"}, parts: committedPastTheEnd, b: Bounds{Min: ptr(0)}, wantLag: -23, wantMetric: 0, wantActive: false, want: 0},
+		{name: "a negative total lag with minReplicaCount 2: metric 0, the HPA keeps 2",
+			md: map[string]string{"lagThreshold": "4"}, parts: committedPastTheEnd, b: Bounds{Min: ptr(2)}, wantLag: -23, wantMetric: 0, wantActive: false, want: 2},
+		{name: "a negative total lag with allowIdleConsumers, uncapped: metric 0 still",
+			md: map[string]string{"lagThreshold": "4", "allowIdleConsumers": "true"}, parts: committedPastTheEnd, b: Bounds{Min: ptr(1)}, wantLag: -23, wantMetric: 0, wantActive: false, want: 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := mustParse(t, tc.md)
-			d := Replicas(m, fourPartitions, tc.b, tc.current)
+			parts := tc.parts
+			if parts == nil {
+				parts = fourPartitions
+			}
+			d := Replicas(m, parts, tc.b, tc.current)
 			if d.Total.Lag != tc.wantLag || d.Total.Metric != tc.wantMetric || d.Active != tc.wantActive || d.Replicas != tc.want {
 				t.Errorf("lag %d metric %d active %v replicas %d (%s); want lag %d metric %d active %v replicas %d",
 					d.Total.Lag, d.Total.Metric, d.Active, d.Replicas, d.Reason, tc.wantLag, tc.wantMetric, tc.wantActive, tc.want)

@@ -1,8 +1,11 @@
 # The two commands a new user runs (see README): `make demo` and `make test`.
 .PHONY: test demo build broker broker-stop bench
 
+# The executor reports its version (--version, the start-up log): the git description of the tree.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	go build -o bin/executor ./cmd/executor
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/executor ./cmd/executor
 	go build -o bin/testmodel ./cmd/testmodel
 	go build -o bin/protofile ./cmd/protofile
 	go build -o bin/seldon-keda ./cmd/seldon-keda

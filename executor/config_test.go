@@ -134,7 +134,7 @@ func TestLoadConfigMinimal(t *testing.T) {
 		{"BackoffMax", c.BackoffMax, 5 * time.Second},
 		{"HTTPPort", c.HTTPPort, 8000},
 		{"MetricsPath", c.MetricsPath, "/metrics"},
-		{"ShutdownGrace", c.ShutdownGrace, 25 * time.Second},
+		{"ShutdownGrace (inside the operator's 20 s pod grace period)", c.ShutdownGrace, 15 * time.Second},
 		{"LogLevel", c.LogLevel, slog.LevelInfo},
 		{"PredictorSource", c.PredictorSource, "ENGINE_PREDICTOR"},
 	}

@@ -40,11 +40,17 @@ func (f *Flags) define(fs *flag.FlagSet) {
 	fs.IntVar(&f.GRPCPort, "grpc_port", 5001, "port of the synchronous gRPC API, with --transport=grpc (all interfaces)")
 	fs.StringVar(&f.File, "file", "", "SeldonDeployment YAML (or PredictorSpec JSON) to read the predictor from instead of ENGINE_PREDICTOR")
 	fs.StringVar(&f.LogLevel, "log_level", "INFO", "DEBUG, INFO, WARN or ERROR")
-	f.GracefulTimeout = 25 * time.Second
+	f.GracefulTimeout = DefaultGracefulTimeout
 	fs.Var((*seconds)(&f.GracefulTimeout), "graceful_timeout", "how long SIGTERM may take: finish in-flight records, flush, commit (a duration, or whole seconds)")
 	fs.StringVar(&f.PrometheusPath, "prometheus_path", "/metrics", "path of the Prometheus metrics")
 	fs.BoolVar(&f.Version, "version", false, "print the version and exit")
 }
+
+// DefaultGracefulTimeout is how long SIGTERM may take when the operator passes no --graceful_timeout
+// (it does not): the Seldon operator gives the pods it makes terminationGracePeriodSeconds: 20, and the
+// kubelet kills the container then. The drain ends at this deadline; flushing, the last commit and
+// leaving the group take a second or two more, so 15 s leaves a margin inside the pod's 20.
+const DefaultGracefulTimeout = 15 * time.Second
 
 // legacyIgnored are the flags of the legacy executor (seldon-core v1.18, executor/main.go) that this one
 // accepts and does not use, with the type the legacy gave them, so that a value the legacy refused is
@@ -128,7 +134,7 @@ func ParseFlags(args []string) (f Flags, ignored []string, err error) {
 		fl := fs.Lookup(name)
 		if fl == nil {
 			if v, ok := legacyRefused[name]; ok {
-				return f, nil, fmt.Errorf("--%s: this executor reads %s from the environment (svcOrchSpec.env); the flag is refused, not ignored, so that it never names other topics than those served", name, v)
+				return f, nil, fmt.Errorf("--%s: this executor reads %s from the environment (svcOrchSpec.env) only; the flag is refused rather than ignored, so that the sidecar never serves another broker or topic than the command line names", name, v)
 			}
 			return f, nil, fmt.Errorf("unknown flag --%s%s", name, suggest(fs, name))
 		}

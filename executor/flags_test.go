@@ -30,7 +30,7 @@ func TestParseFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 			},
 			want: Flags{ServerType: "kafka", Sdep: "iris", Namespace: "models", Predictor: "default",
 				Protocol: "seldon", Transport: "rest", HTTPPort: 8000, GRPCPort: 5001, LogLevel: "INFO",
-				GracefulTimeout: 25 * time.Second, PrometheusPath: "/prometheus"},
+				GracefulTimeout: DefaultGracefulTimeout, PrometheusPath: "/prometheus"},
 			wantIgnored: []string{"--log_work_buffer_size 10000", "--log_write_timeout_ms 2000", "--full_health_checks=false"},
 		},
 		{
@@ -42,7 +42,7 @@ func TestParseFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 			},
 			want: Flags{ServerType: "kafka", Sdep: "x", Namespace: "y", Predictor: "p", Protocol: "tensorflow",
 				Transport: "rest", HTTPPort: 8000, GRPCPort: 5001, LogLevel: "INFO",
-				GracefulTimeout: 25 * time.Second, PrometheusPath: "/prometheus"},
+				GracefulTimeout: DefaultGracefulTimeout, PrometheusPath: "/prometheus"},
 			wantIgnored: []string{"--full_health_checks=false"},
 		},
 		{
@@ -56,7 +56,7 @@ func TestParseFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 			name: "defaults",
 			args: nil,
 			want: Flags{ServerType: "kafka", Protocol: "seldon", Transport: "rest", HTTPPort: 8000, GRPCPort: 5001,
-				LogLevel: "INFO", GracefulTimeout: 25 * time.Second, PrometheusPath: "/metrics"},
+				LogLevel: "INFO", GracefulTimeout: DefaultGracefulTimeout, PrometheusPath: "/metrics"},
 		},
 		{
 			name: "legacy flags not used, with and without values, between known ones",
@@ -67,7 +67,7 @@ func TestParseFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 				"--rabbitmq_full_graph=false", "--rabbitmq_broker=amqp://x", "--rabbitmq_input_queue", "i",
 				"--rabbitmq_output_queue", "o"},
 			want: Flags{ServerType: "kafka", Sdep: "x", Namespace: "y", Protocol: "seldon", Transport: "rest",
-				HTTPPort: 8000, GRPCPort: 5001, LogLevel: "INFO", GracefulTimeout: 25 * time.Second,
+				HTTPPort: 8000, GRPCPort: 5001, LogLevel: "INFO", GracefulTimeout: DefaultGracefulTimeout,
 				PrometheusPath: "/metrics"},
 			wantIgnored: []string{"--debug", "--log_kafka_broker kafka:9092", "-logger_workers=5",
 				"--full_health_checks", "--log_write_timeout_ms -1", "--shutdown_delay 5s",
@@ -93,19 +93,19 @@ func TestParseFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 			name: "version",
 			args: []string{"--version"},
 			want: Flags{ServerType: "kafka", Protocol: "seldon", Transport: "rest", HTTPPort: 8000, GRPCPort: 5001,
-				LogLevel: "INFO", GracefulTimeout: 25 * time.Second, PrometheusPath: "/metrics", Version: true},
+				LogLevel: "INFO", GracefulTimeout: DefaultGracefulTimeout, PrometheusPath: "/metrics", Version: true},
 		},
 		{
 			name: "a value with = in it",
 			args: []string{"--sdep=a=b", "--prometheus_path", "/x=y"},
 			want: Flags{ServerType: "kafka", Sdep: "a=b", Protocol: "seldon", Transport: "rest", HTTPPort: 8000,
-				GRPCPort: 5001, LogLevel: "INFO", GracefulTimeout: 25 * time.Second, PrometheusPath: "/x=y"},
+				GRPCPort: 5001, LogLevel: "INFO", GracefulTimeout: DefaultGracefulTimeout, PrometheusPath: "/x=y"},
 		},
 		{
 			name: "arguments after -- are not read",
 			args: []string{"--sdep=x", "--", "--namespace=y", "stray"},
 			want: Flags{ServerType: "kafka", Sdep: "x", Protocol: "seldon", Transport: "rest", HTTPPort: 8000,
-				GRPCPort: 5001, LogLevel: "INFO", GracefulTimeout: 25 * time.Second, PrometheusPath: "/metrics"},
+				GRPCPort: 5001, LogLevel: "INFO", GracefulTimeout: DefaultGracefulTimeout, PrometheusPath: "/metrics"},
 		},
 	}
 	for _, tc := range tests {

@@ -1,43 +1,58 @@
 // Command executor is the Kafka sidecar of a SeldonDeployment with serverType: kafka: it reads requests
 // from KAFKA_INPUT_TOPIC, calls the model container, and writes the answers to KAFKA_OUTPUT_TOPIC.
 //
-// Exit codes: 0 after a clean shutdown, 1 when it cannot go on (a fatal Kafka error), 2 for a bad or
-// missing setting, named on one line of standard error.
+// Exit codes: 0 after a clean shutdown (and for --help and --version), 1 when it cannot go on (a fatal
+// Kafka error), 2 for a bad or missing setting or an unknown flag, named on one line of standard error.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/seldon-kafka/sidecar/executor"
 )
 
+// version is the build's version, set by the image build (Dockerfile) with
+// -ldflags "-X main.version=…"; without it, versionString reads the module version and VCS revision
+// that go build records.
+var version string
+
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
-	if slices.Contains(args, "-h") || slices.Contains(args, "--help") || slices.Contains(args, "-help") {
-		executor.Usage(os.Stdout)
+func run(args []string, stdout, stderr io.Writer) int {
+	// --help and --version first: they need no environment.
+	flags, _, err := executor.ParseFlags(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		executor.Usage(stdout)
+		return 0
+	case err == nil && flags.Version:
+		fmt.Fprintln(stdout, "executor", versionString())
 		return 0
 	}
 	cfg, err := executor.LoadConfig(args)
 	if err != nil {
 		var ce *executor.ConfigError
 		if errors.As(err, &ce) {
-			fmt.Fprintf(os.Stderr, "executor: configuration: %s\n", ce)
+			fmt.Fprintf(stderr, "executor: configuration: %s\n", ce)
 		} else {
-			fmt.Fprintf(os.Stderr, "executor: configuration: %v\n", err)
+			fmt.Fprintf(stderr, "executor: configuration: %v\n", err)
 		}
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log.Info("version", "version", versionString())
 	e, err := executor.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err)
@@ -49,4 +64,46 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// versionString is the -X version if the build set one, else the main module's version as go build
+// recorded it (a tag, or a pseudo-version from the VCS), with the VCS revision when the version does
+// not already carry it, and "+dirty" for a build from modified sources.
+func versionString() string {
+	v := strings.TrimSpace(version)
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		if v == "" {
+			v = "(unknown)"
+		}
+		return v
+	}
+	if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	switch {
+	case v == "" && rev == "":
+		return "(devel)"
+	case v == "":
+		v = "(devel)"
+	}
+	if rev != "" && !strings.Contains(v, rev) {
+		v += " " + rev
+		if modified == "true" {
+			v += "+dirty"
+		}
+	}
+	return v
 }

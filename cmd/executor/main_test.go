@@ -147,6 +147,13 @@ func TestBadConfigurationExitsWith2AndNamesTheVariable(t *testing.T) {
 		{name: "no predictor", unset: "ENGINE_PREDICTOR", want: "ENGINE_PREDICTOR"},
 		{name: "predictor not base64", set: map[string]string{"ENGINE_PREDICTOR": "{not base64"}, want: "ENGINE_PREDICTOR"},
 		{name: "same input and output", set: map[string]string{"KAFKA_OUTPUT_TOPIC": "in"}, want: "KAFKA_OUTPUT_TOPIC"},
+		// A typo in a flag is not a legacy flag to ignore: the executor would run with the default.
+		{name: "typo in a flag", args: []string{"--protcol=v2"},
+			want: "executor: configuration: arguments: unknown flag --protcol (did you mean --protocol?)"},
+		{name: "typo in a flag, separate value", args: []string{"--grpc_prot", "5001"}, want: "unknown flag --grpc_prot"},
+		{name: "flag of no executor", args: []string{"--enable_tracing"}, want: "unknown flag --enable_tracing"},
+		{name: "legacy topic flag", args: []string{"--kafka_input_topic=other"}, want: "--kafka_input_topic: this executor reads KAFKA_INPUT_TOPIC from the environment"},
+		{name: "graceful_timeout not a duration", args: []string{"--graceful_timeout=soon"}, want: "graceful_timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,6 +177,105 @@ func TestBadConfigurationExitsWith2AndNamesTheVariable(t *testing.T) {
 			}
 			if !strings.Contains(lines[0], tc.want) {
 				t.Fatalf("the message does not name %s: %s", tc.want, lines[0])
+			}
+		})
+	}
+}
+
+// runBinary runs bin with args and env to the end and returns its exit code and output.
+func runBinary(t *testing.T, bin string, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var o, e bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(""), &o, &e
+	cmd.WaitDelay = 5 * time.Second
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s %q still running after 60s; stderr:\n%s", filepath.Base(bin), args, e.String())
+	}
+	return cmd.ProcessState.ExitCode(), o.String(), e.String()
+}
+
+func TestHelpPrintsUsageAndExits0(t *testing.T) {
+	// No environment at all: help needs none.
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"--help"}, {"--sdep=x", "--help"}} {
+		code, stdout, stderr := runBinary(t, binary, nil, args...)
+		if code != 0 {
+			t.Errorf("executor %q: exit %d, want 0; stderr:\n%s", args, code, stderr)
+		}
+		for _, want := range []string{"usage: executor", "-protocol", "-version", "--full_health_checks"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("executor %q: the usage does not mention %s:\n%s", args, want, stdout)
+			}
+		}
+		if stderr != "" {
+			t.Errorf("executor %q wrote to stderr: %s", args, stderr)
+		}
+	}
+}
+
+func TestVersionPrintsTheBuildsVersionAndExits0(t *testing.T) {
+	// As go build stamps it (the module's pseudo-version or the VCS revision, or "(devel)" out of a VCS).
+	code, stdout, stderr := runBinary(t, binary, nil, "--version")
+	if code != 0 || !strings.HasPrefix(stdout, "executor ") || strings.Count(stdout, "\n") != 1 || stderr != "" {
+		t.Errorf("executor --version: exit %d, stdout %q, stderr %q; want 0 and one line \"executor <version>\"", code, stdout, stderr)
+	}
+	// As the image build sets it.
+	bin := filepath.Join(t.TempDir(), "executor")
+	build := exec.Command("go", "build", "-ldflags=-X main.version=v1.2.3-test", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	code, stdout, _ = runBinary(t, bin, nil, "--version")
+	if code != 0 || !strings.HasPrefix(stdout, "executor v1.2.3-test") {
+		t.Errorf("executor --version built with -X main.version=v1.2.3-test: exit %d, %q", code, stdout)
+	}
+}
+
+// TestEveryCommandHasHelpAndRefusesABadFlag runs each command of the project (but cmd/seldon-keda,
+// which has tests of its own) with --help and with a flag it does not have.
+func TestEveryCommandHasHelpAndRefusesABadFlag(t *testing.T) {
+	for _, c := range []struct {
+		pkg, name   string
+		helpOnError bool // the usage goes to stderr: stdout carries only testmodel's listening line
+	}{
+		{"../protofile", "protofile", false},
+		{"../sidecar-bench", "sidecar-bench", false},
+		{"../testmodel", "testmodel", true},
+		{"../../examples/kafkaclient", "kafkaclient", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			bin := filepath.Join(t.TempDir(), c.name)
+			if out, err := exec.Command("go", "build", "-o", bin, c.pkg).CombinedOutput(); err != nil {
+				t.Fatalf("go build %s: %v\n%s", c.pkg, err, out)
+			}
+			for _, arg := range []string{"-h", "-help", "--help"} {
+				code, stdout, stderr := runBinary(t, bin, nil, arg)
+				usage := stdout
+				if c.helpOnError {
+					usage = stderr
+				}
+				if code != 0 || !strings.Contains(strings.ToLower(usage), "usage: "+c.name) {
+					t.Errorf("%s %s: exit %d, stdout %q, stderr %q; want 0 and the usage", c.name, arg, code, stdout, stderr)
+				}
+			}
+			code, stdout, stderr := runBinary(t, bin, nil, "--no_such_flag=1")
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+			if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], "no_such_flag") || stdout != "" {
+				t.Errorf("%s --no_such_flag=1: exit %d, stdout %q, stderr %q; want 2 and one line naming the flag", c.name, code, stdout, stderr)
 			}
 		})
 	}

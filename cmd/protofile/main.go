@@ -33,12 +33,31 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(os.Args[1:], os.Stdin, log); err != nil {
+	os.Exit(command(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// command runs protofile and returns its exit code: 0 when every record was delivered (and for --help,
+// which prints the usage to stdout), 2 for a bad command line, named on one line of stderr, 1 otherwise.
+func command(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	err := run(args, stdin, stdout, log)
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "protofile: %v (protofile --help lists the flags)\n", err)
+		return 2
+	default:
 		log.Error("protofile failed", "error", err)
-		os.Exit(1)
+		return 1
 	}
 }
+
+// usageError is a bad command line.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
 
 // props collects repeated -X key=value librdkafka properties (security settings and the like).
 type props map[string]string
@@ -54,8 +73,9 @@ func (p props) Set(s string) error {
 	return nil
 }
 
-func run(args []string, stdin io.Reader, log *slog.Logger) error {
+func run(args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("protofile", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // an error is one line, printed by command; the usage only on --help
 	broker := fs.String("broker", "localhost:9092", "Kafka bootstrap servers")
 	topic := fs.String("topic", "", "topic to produce to (required)")
 	protoName := fs.String("proto-name", "tensorflow.serving.PredictRequest", "the messages' type, sent as each record's proto-name header")
@@ -70,13 +90,18 @@ func run(args []string, stdin io.Reader, log *slog.Logger) error {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return err
+		}
+		return usageError{err}
 	}
 	if *topic == "" {
-		return errors.New("--topic is required")
+		return usageError{errors.New("--topic is required")}
 	}
 	if fs.NArg() > 1 {
-		return fmt.Errorf("one file at most, got %d", fs.NArg())
+		return usageError{fmt.Errorf("one file at most, got %d: %q", fs.NArg(), fs.Args())}
 	}
 	in, name := stdin, "stdin"
 	if path := fs.Arg(0); path != "" && path != "-" {

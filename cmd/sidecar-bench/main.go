@@ -9,8 +9,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -37,20 +39,49 @@ type options struct {
 }
 
 func main() {
-	var o options
-	flag.StringVar(&o.bootstrap, "bootstrap", "", "Kafka bootstrap servers (default: the test broker's, from .kafka/bootstrap)")
-	flag.StringVar(&o.binary, "executor", "bin/executor", "the executor binary")
-	flag.IntVar(&o.records, "records", 20000, "backlog size for the throughput run")
-	flag.IntVar(&o.workers, "workers", 32, "KAFKA_WORKERS")
-	flag.IntVar(&o.partitions, "partitions", 4, "partitions of the input and output topics")
-	flag.DurationVar(&o.delay, "model-delay", 0, "time the model takes per call")
-	flag.IntVar(&o.rate, "rate", 500, "requests per second in the latency run")
-	flag.IntVar(&o.seconds, "seconds", 10, "length of the latency run")
-	flag.Parse()
+	o, code := parseArgs(os.Args[1:], os.Stdout, os.Stderr)
+	if code >= 0 {
+		os.Exit(code)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "sidecar-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// parseArgs reads the command line. It returns code -1 to go on, else the exit code: 0 for --help
+// (the usage on stdout), 2 for a bad command line (one line on stderr naming what is wrong).
+func parseArgs(args []string, stdout, stderr io.Writer) (o options, code int) {
+	fs := flag.NewFlagSet("sidecar-bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.bootstrap, "bootstrap", "", "Kafka bootstrap servers (default: the test broker's, from .kafka/bootstrap)")
+	fs.StringVar(&o.binary, "executor", "bin/executor", "the executor binary")
+	fs.IntVar(&o.records, "records", 20000, "backlog size for the throughput run")
+	fs.IntVar(&o.workers, "workers", 32, "KAFKA_WORKERS")
+	fs.IntVar(&o.partitions, "partitions", 4, "partitions of the input and output topics")
+	fs.DurationVar(&o.delay, "model-delay", 0, "time the model takes per call")
+	fs.IntVar(&o.rate, "rate", 500, "requests per second in the latency run")
+	fs.IntVar(&o.seconds, "seconds", 10, "length of the latency run")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: sidecar-bench [flags]  (make broker && make build first)")
+		fs.PrintDefaults()
+	}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return o, 0
+	case err == nil && fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case err == nil && (o.records < 2 || o.workers < 1 || o.partitions < 1 || o.rate < 1 || o.seconds < 1):
+		err = errors.New("-records must be at least 2, and -workers, -partitions, -rate and -seconds at least 1")
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar-bench: %v (sidecar-bench --help lists the flags)\n", err)
+		return o, 2
+	}
+	return o, -1
 }
 
 func run(o options) error {

@@ -5,6 +5,8 @@
 //
 //	go run ./cmd/testmodel --http_port=9000 --grpc_port=9500 --model_name=model --delay=50ms
 //
+// It listens on every interface, or on --host only (--host=127.0.0.1: loopback).
+//
 // One process can be any node of a Seldon inference graph: the seldon routes
 // serve every part (model, transformer, output transformer, router,
 // combiner), and --role picks what the tensorflow and v2 infer routes do.
@@ -31,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -50,7 +53,7 @@ func main() {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		// --help is a successful run: it did what was asked.
 	case errors.As(err, &usage):
-		// The flag package has already printed the error and the usage.
+		// run has printed the error, on one line.
 		os.Exit(2)
 	default:
 		slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("testmodel failed", "err", err)
@@ -59,7 +62,8 @@ func main() {
 }
 
 // usageError is a bad command line, which exits 2 as the flag package's own
-// errors do.
+// errors do, with one line on stderr naming what is wrong (the usage only
+// on --help).
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
@@ -68,7 +72,8 @@ func (e usageError) Unwrap() error { return e.error }
 // listening line to stdout and logs to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("testmodel", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	host := fs.String("host", "", "address to listen on: empty for every interface, 127.0.0.1 for loopback only")
 	port := fs.Int("http_port", 9000, "HTTP port to serve on (0 picks a free one)")
 	grpcPort := fs.Int("grpc_port", 9500, "gRPC port to serve on (0 picks a free one, -1 serves no gRPC)")
 	model := fs.String("model_name", testmodel.DefaultModelName, "model name served by the tensorflow and v2 routes; the node's name in a graph")
@@ -85,25 +90,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr) // stdout carries only the listening line
+			fs.Usage()
 			return err
 		}
+		fmt.Fprintf(stderr, "testmodel: %v (testmodel --help lists the flags)\n", err)
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintf(stderr, "testmodel: %v (testmodel --help lists the flags)\n", err)
 		return usageError{err}
 	}
 	if *slowDelay <= 0 {
 		err := fmt.Errorf("--slow_delay must be positive, got %v", *slowDelay)
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "testmodel: %v\n", err)
 		return usageError{err}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
-	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", *port))
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		return fmt.Errorf("listen on port %d: %w", *port, err)
 	}
 	var grpcLn net.Listener
 	grpcAddr := "off"
 	if *grpcPort >= 0 {
-		grpcLn, err = net.Listen("tcp", fmt.Sprintf(":%d", *grpcPort))
+		grpcLn, err = net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*grpcPort)))
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("listen on gRPC port %d: %w", *grpcPort, err)

@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,16 +35,34 @@ import (
 const seldonMessage = "seldon.protos.SeldonMessage"
 
 func main() {
-	bootstrap := flag.String("bootstrap", "127.0.0.1:9092", "Kafka bootstrap servers")
-	in := flag.String("in", "graph-requests", "input topic")
-	out := flag.String("out", "graph-answers", "output topic")
-	errs := flag.String("errors", "graph-errors", "error topic")
-	create := flag.Bool("create", false, "create the topics and exit")
-	grpc := flag.Bool("grpc", false, "send protobuf SeldonMessages (for an executor with --transport=grpc)")
-	prefix := flag.String("puid", "req", "prefix of the Seldon-Puid of each request")
-	timeout := flag.Duration("timeout", 90*time.Second, "how long to wait for all the answers")
-	flag.Parse()
-	var err error
+	fs := flag.NewFlagSet("kafkaclient", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // an error is one line, below; the usage only on --help
+	bootstrap := fs.String("bootstrap", "127.0.0.1:9092", "Kafka bootstrap servers")
+	in := fs.String("in", "graph-requests", "input topic")
+	out := fs.String("out", "graph-answers", "output topic")
+	errs := fs.String("errors", "graph-errors", "error topic")
+	create := fs.Bool("create", false, "create the topics and exit")
+	grpc := fs.Bool("grpc", false, "send protobuf SeldonMessages (for an executor with --transport=grpc)")
+	prefix := fs.String("puid", "req", "prefix of the Seldon-Puid of each request")
+	timeout := fs.Duration("timeout", 90*time.Second, "how long to wait for all the answers")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: kafkaclient -create [flags]      create the topics\n"+
+			"       kafkaclient [flags] <requests     send each \"key json\" line of stdin, print the answers\n")
+		fs.PrintDefaults()
+	}
+	err := fs.Parse(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		return
+	case err == nil && fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q (the requests come on standard input)", fs.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kafkaclient: %v (kafkaclient --help lists the flags)\n", err)
+		os.Exit(2)
+	}
 	if *create {
 		err = createTopics(*bootstrap, *in, *out, *errs)
 	} else {

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,6 +67,13 @@ type proc struct {
 
 func startProc(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
+	// SIDECAR_TEST_KAFKA_DEBUG=consumer,fetch,… turns on librdkafka's debug contexts in the executor's
+	// consumer, and its debug log, for chasing a rare failure; the log is shown when a test fails.
+	if dbg := os.Getenv("SIDECAR_TEST_KAFKA_DEBUG"); dbg != "" {
+		env = maps.Clone(env)
+		env["KAFKA_CONSUMER_DEBUG"] = dbg
+		args = append(slices.Clone(args), "--log_level=DEBUG")
+	}
 	cmd := exec.Command(binary, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {

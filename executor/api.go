@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -116,7 +117,7 @@ func (a *api) handleHTTP(w http.ResponseWriter, r *http.Request) {
 	ct := r.Header.Get(HeaderContentType)
 	if mt, _, _ := mime.ParseMediaType(ct); mt == "application/x-www-form-urlencoded" && a.p.cfg.Protocol == protocols.Seldon {
 		// The legacy seldon API took the message as a json= form field too.
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		if err := r.ParseForm(); err != nil {
 			a.writeHTTPError(w, puid, protocols.Invalid("reading the form: %v", err))
 			return

@@ -80,13 +80,14 @@ type Response struct {
 	Decoded any
 }
 
-// Client calls one model endpoint. Implementations are safe for concurrent use.
+// Client calls one graph node's container. Implementations are safe for concurrent use.
 type Client interface {
 	// Check rejects a request that no model call could serve (not JSON, a wrong proto-name, ...) with a
 	// *CallError whose Reason is ReasonInvalidRequest, before any call is made.
 	Check(req *Request) error
-	// Infer makes one call. A failure is a *CallError that says whether a retry may succeed.
-	Infer(ctx context.Context, req *Request) (*Response, error)
+	// Call asks the node's container for one of its methods. A failure is a *CallError that says
+	// whether a retry may succeed.
+	Call(ctx context.Context, m Method, req *Request) (*Response, error)
 	// Ready reports whether the model can take requests now.
 	Ready(ctx context.Context) error
 	Close() error

@@ -60,14 +60,6 @@ type Observer interface {
 	Retried(node string, m protocols.Method)
 }
 
-// caller is a node's container: a protocols client for one endpoint.
-type caller interface {
-	Check(req *protocols.Request) error
-	Call(ctx context.Context, m protocols.Method, req *protocols.Request) (*protocols.Response, error)
-	Ready(ctx context.Context) error
-	Close() error
-}
-
 // NodeError is a request a graph node could not serve: the node, the method called, and why.
 type NodeError struct {
 	Node   string
@@ -82,9 +74,9 @@ func (e *NodeError) Unwrap() error { return e.Err }
 type Walker struct {
 	g       *Graph
 	opts    Options
-	clients map[*Node]caller
-	called  []*Node // the nodes whose containers are called, in the graph's order
-	entry   caller  // the client that checks a request (Check); any node's would do
+	clients map[*Node]protocols.Client
+	called  []*Node          // the nodes whose containers are called, in the graph's order
+	entry   protocols.Client // the client that checks a request (Check); any node's would do
 }
 
 // New builds the clients of every node that is called. It connects nothing: the first call or
@@ -93,7 +85,7 @@ func New(g *Graph, o Options) (*Walker, error) {
 	if o.MaxAttempts < 1 {
 		o.MaxAttempts = 1
 	}
-	w := &Walker{g: g, opts: o, clients: map[*Node]caller{}}
+	w := &Walker{g: g, opts: o, clients: map[*Node]protocols.Client{}}
 	var shared *http.Transport
 	if g.Transport != "grpc" {
 		shared = rest.NewTransport(max(o.MaxConns, 1))
@@ -119,30 +111,22 @@ func New(g *Graph, o Options) (*Walker, error) {
 	return w, nil
 }
 
-func (w *Walker) client(n *Node, shared *http.Transport) (caller, error) {
+// The clients of each protocol, by transport.
+var (
+	grpcProtocols = map[protocols.Name]grpc.Protocol{protocols.Seldon: seldon.GRPC, protocols.Tensorflow: tensorflow.GRPC, protocols.V2: v2.GRPC}
+	restProtocols = map[protocols.Name]rest.Protocol{protocols.Seldon: seldon.REST, protocols.Tensorflow: tensorflow.REST, protocols.V2: v2.REST}
+)
+
+func (w *Walker) client(n *Node, shared *http.Transport) (protocols.Client, error) {
 	if w.g.Transport == "grpc" {
-		var p grpc.Protocol
-		switch w.g.Protocol {
-		case protocols.Seldon:
-			p = seldon.GRPC
-		case protocols.Tensorflow:
-			p = tensorflow.GRPC
-		case protocols.V2:
-			p = v2.GRPC
-		default:
+		p, ok := grpcProtocols[w.g.Protocol]
+		if !ok {
 			return nil, fmt.Errorf("protocol %q has no gRPC client", w.g.Protocol)
 		}
 		return grpc.New(p, grpc.Options{Target: n.Address("grpc"), Model: n.Name, Timeout: w.opts.Timeout, RetryCodes: w.opts.RetryCodes})
 	}
-	var p rest.Protocol
-	switch w.g.Protocol {
-	case protocols.Seldon:
-		p = seldon.REST
-	case protocols.Tensorflow:
-		p = tensorflow.REST
-	case protocols.V2:
-		p = v2.REST
-	default:
+	p, ok := restProtocols[w.g.Protocol]
+	if !ok {
 		return nil, fmt.Errorf("protocol %q has no REST client", w.g.Protocol)
 	}
 	return rest.New(p, rest.Options{BaseURL: "http://" + n.Address("rest"), Model: n.Name, Timeout: w.opts.Timeout,

@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -105,6 +106,22 @@ func New(p Protocol, o Options) *Client {
 			return http.ErrUseLastResponse
 		}},
 		transport: tr,
+	}
+}
+
+// ModelPaths is a Protocol.Path for servers that name the model in the path — prefix, the escaped
+// model name, then a verb: the legacy executor's paths for TF Serving and v2 graphs, where
+// transformers are called as models (the predict verb) and routers and combiners at their own verbs.
+func ModelPaths(prefix, predict, route, aggregate string) func(m protocols.Method, model string) string {
+	return func(m protocols.Method, model string) string {
+		verb := predict
+		switch m {
+		case protocols.Route:
+			verb = route
+		case protocols.Aggregate:
+			verb = aggregate
+		}
+		return prefix + url.PathEscape(model) + verb
 	}
 }
 

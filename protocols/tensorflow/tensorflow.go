@@ -13,20 +13,7 @@ import (
 // or "inputs" (columnar format); the model status endpoint says whether the model is loaded.
 var REST = rest.Protocol{
 	Name:      protocols.Tensorflow,
-	Path:      path,
+	Path:      rest.ModelPaths("/v1/models/", ":predict", ":route", ":aggregate"),
 	ReadyPath: func(model string) string { return "/v1/models/" + url.PathEscape(model) },
 	CheckJSON: rest.CheckObjectWithAny("instances", "inputs"),
-}
-
-// path is where the legacy executor sent each node method of a TF Serving graph: transformers are called
-// as models (":predict"), routers and combiners at ":route" and ":aggregate".
-func path(m protocols.Method, model string) string {
-	verb := ":predict"
-	switch m {
-	case protocols.Route:
-		verb = ":route"
-	case protocols.Aggregate:
-		verb = ":aggregate"
-	}
-	return "/v1/models/" + url.PathEscape(model) + verb
 }

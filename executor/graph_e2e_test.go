@@ -80,19 +80,25 @@ func newGraphHarness(t *testing.T, transport string, root *gnode, partitions int
 	return h
 }
 
-// expectSeldon is the answer the graph under n gives to a seldon JSON request, composed as the legacy
-// executor walks it: a transformer's answer goes to its children, a router's index picks one (-1 all,
-// the first child's answer kept; -2 none), a combiner gets a JSON array of its children's answers, an
-// output transformer gets its child's answer.
-func expectSeldon(t *testing.T, n *gnode, req []byte) []byte {
-	t.Helper()
-	must := func(b []byte, err error) []byte {
+// answerOf returns a check that the test model answered the request at node n, for composing the
+// expected answers: a refusal there is a mistake of the test.
+func answerOf(t *testing.T, n *gnode, req []byte) func([]byte, error) []byte {
+	return func(b []byte, err error) []byte {
 		t.Helper()
 		if err != nil {
 			t.Fatalf("test model refuses %s at %s: %v", req, n.name, err)
 		}
 		return b
 	}
+}
+
+// expectSeldon is the answer the graph under n gives to a seldon JSON request, composed as the legacy
+// executor walks it: a transformer's answer goes to its children, a router's index picks one (-1 all,
+// the first child's answer kept; -2 none), a combiner gets a JSON array of its children's answers, an
+// output transformer gets its child's answer.
+func expectSeldon(t *testing.T, n *gnode, req []byte) []byte {
+	t.Helper()
+	must := answerOf(t, n, req)
 	children := func(in []byte) [][]byte {
 		var out [][]byte
 		for _, c := range n.children {
@@ -513,13 +519,7 @@ func legacyChain(t *testing.T, protocol string, body []byte) []byte {
 // functions as the legacy executor walks it.
 func expectJSON(t *testing.T, protocol string, n *gnode, req []byte) []byte {
 	t.Helper()
-	must := func(b []byte, err error) []byte {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("test model refuses %s at %s: %v", req, n.name, err)
-		}
-		return b
-	}
+	must := answerOf(t, n, req)
 	transform := func(in []byte) []byte {
 		in = legacyChain(t, protocol, in)
 		if protocol == "tensorflow" {

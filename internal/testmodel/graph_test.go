@@ -1,9 +1,7 @@
 package testmodel_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -503,28 +501,5 @@ func TestSlowNodeTagDelaysOnlyTheNamedNode(t *testing.T) {
 				t.Errorf("answered in %v: slowed although the tag names another node", elapsed)
 			}
 		})
-	}
-}
-
-func TestSlowNodeTagGivesUpWhenTheClientDoes(t *testing.T) {
-	s, hs := newServer(t, testmodel.Options{ModelName: "n", SlowDelay: time.Hour})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", hs.URL+"/predict", strings.NewReader(tagged(`{"slow-node":"n"}`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := hs.Client().Do(req); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want a deadline error", err)
-	}
-	done := make(chan struct{})
-	go func() { hs.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the handler is still slowed after its client gave up")
-	}
-	if s.Calls() != 1 || s.Served() != 0 {
-		t.Errorf("Calls, Served = %d, %d; want 1, 0", s.Calls(), s.Served())
 	}
 }

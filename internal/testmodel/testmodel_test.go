@@ -589,28 +589,39 @@ func TestSequentialCallsHaveMaxConcurrentOne(t *testing.T) {
 	}
 }
 
-func TestDelayGivesUpWhenTheClientDoes(t *testing.T) {
-	s, hs := newServer(t, testmodel.Options{Delay: time.Hour})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", hs.URL+"/predict", strings.NewReader(seldonReq))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := hs.Client().Do(req); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want a deadline error", err)
-	}
-	// httptest.Server.Close waits for handlers: it would hang for the hour
-	// if the delay ignored the request context.
-	done := make(chan struct{})
-	go func() { hs.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the handler is still sleeping after its client gave up")
-	}
-	if s.Calls() != 1 || s.Served() != 0 {
-		t.Errorf("Calls, Served = %d, %d; want 1, 0", s.Calls(), s.Served())
+func TestAWaitGivesUpWhenTheClientDoes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts testmodel.Options
+		body string
+	}{
+		{"the delay", testmodel.Options{Delay: time.Hour}, seldonReq},
+		{"a slow-node tag", testmodel.Options{ModelName: "n", SlowDelay: time.Hour}, tagged(`{"slow-node":"n"}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, hs := newServer(t, tc.opts)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, "POST", hs.URL+"/predict", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := hs.Client().Do(req); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("err = %v, want a deadline error", err)
+			}
+			// httptest.Server.Close waits for handlers: it would hang for the hour
+			// if the wait ignored the request context.
+			done := make(chan struct{})
+			go func() { hs.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the handler is still waiting after its client gave up")
+			}
+			if s.Calls() != 1 || s.Served() != 0 {
+				t.Errorf("Calls, Served = %d, %d; want 1, 0", s.Calls(), s.Served())
+			}
+		})
 	}
 }
 

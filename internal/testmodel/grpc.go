@@ -30,8 +30,8 @@ import (
 // Infer RPCs go through the same fault pipeline as the REST routes; an HTTP status becomes the gRPC
 // code a gRPC server would answer instead (see grpcCode): 503 Unavailable, 429 ResourceExhausted,
 // 400 InvalidArgument, 404 NotFound, 500 Internal, and so on; the fail-node tag is Internal. A call whose
-// client gives up while delayed is Canceled; while slowed by the slow-node tag, Canceled or, past its
-// deadline, DeadlineExceeded. The seldon services answer as their REST
+// client gives up while delayed or slowed by the slow-node tag is Canceled or, past its deadline,
+// DeadlineExceeded. The seldon services answer as their REST
 // routes do (see SeldonTransformInputProto and its siblings); the tensorflow Predict and v2 ModelInfer
 // apply the server's Role. The Reject hook sees the request's
 // protobuf encoding, so a string in the request (an input name, an id) can trigger it. A bad request
@@ -92,7 +92,7 @@ func serveGRPCNode[Req, Resp proto.Message](s *Server, ctx context.Context, req 
 	leave := s.enter()
 	defer leave()
 	if !s.wait(ctx) {
-		return zero, status.Error(codes.Canceled, "request cancelled while delayed")
+		return zero, givenUp(ctx, "request cancelled while delayed")
 	}
 	if st, msg, failed := s.fault(); failed {
 		return zero, status.Error(grpcCode(st), msg)
@@ -109,9 +109,7 @@ func serveGRPCNode[Req, Resp proto.Message](s *Server, ctx context.Context, req 
 	if triggers != nil {
 		if st, msg, failed := s.nodeFault(ctx, triggers(req)); failed {
 			if st == http.StatusServiceUnavailable && ctx.Err() != nil {
-				// Slowed and given up on: say why, as grpc-go does, so that the code matches the
-				// client's own whichever reaches the client first.
-				return zero, status.Error(status.FromContextError(ctx.Err()).Code(), msg)
+				return zero, givenUp(ctx, msg)
 			}
 			return zero, status.Error(grpcCode(st), msg)
 		}
@@ -122,6 +120,13 @@ func serveGRPCNode[Req, Resp proto.Message](s *Server, ctx context.Context, req 
 	}
 	s.served.Add(1)
 	return out, nil
+}
+
+// givenUp is the answer to a call its client gave up on while it waited: the context's own code, as
+// grpc-go says it, so that it matches the client's whichever reaches the client first (the server's
+// copy of the deadline can fire before the client's).
+func givenUp(ctx context.Context, msg string) error {
+	return status.Error(status.FromContextError(ctx.Err()).Code(), msg)
 }
 
 // grpcCode is the code a gRPC server answers where an HTTP server would answer status; the mapping

@@ -35,6 +35,8 @@ type harness struct {
 	transport  string // rest when empty
 	partitions int
 	env        map[string]string
+	grace      string                   // --graceful_timeout; 20s when empty
+	prepare    func(*executor.Executor) // called before Run, when set
 }
 
 func newHarness(t *testing.T, protocol string, partitions int) *harness {
@@ -103,8 +105,12 @@ func (h *harness) args() []string {
 	if transport == "" {
 		transport = "rest"
 	}
+	grace := h.grace
+	if grace == "" {
+		grace = "20s"
+	}
 	return []string{"--server_type=kafka", "--sdep=iris", "--namespace=test", "--predictor=default",
-		"--protocol=" + h.protocol, "--transport=" + transport, "--http_port=0", "--grpc_port=0", "--graceful_timeout=20s",
+		"--protocol=" + h.protocol, "--transport=" + transport, "--http_port=0", "--grpc_port=0", "--graceful_timeout=" + grace,
 		"--log_level=WARN"}
 }
 
@@ -116,13 +122,41 @@ type sidecar struct {
 	done   chan error
 }
 
+// envMu serialises loading configurations from the process environment, so that sidecars of
+// concurrent tests each load their own.
+var envMu sync.Mutex
+
+// config loads the sidecar's configuration from the harness's environment and arguments. The variables
+// are set only while it loads: the sidecar reads the environment once, at start.
+func (h *harness) config() (executor.Config, error) {
+	envMu.Lock()
+	defer envMu.Unlock()
+	type saved struct {
+		v  string
+		ok bool
+	}
+	old := map[string]saved{}
+	for k, v := range h.env {
+		ov, ok := os.LookupEnv(k)
+		old[k] = saved{ov, ok}
+		os.Setenv(k, v)
+	}
+	defer func() {
+		for k, o := range old {
+			if o.ok {
+				os.Setenv(k, o.v)
+			} else {
+				os.Unsetenv(k)
+			}
+		}
+	}()
+	return executor.LoadConfig(h.args())
+}
+
 // start runs the sidecar in-process with the harness's environment.
 func (h *harness) start() *sidecar {
 	h.t.Helper()
-	for k, v := range h.env {
-		h.t.Setenv(k, v)
-	}
-	cfg, err := executor.LoadConfig(h.args())
+	cfg, err := h.config()
 	if err != nil {
 		h.t.Fatalf("config: %v", err)
 	}
@@ -134,6 +168,9 @@ func (h *harness) start() *sidecar {
 	e, err := executor.New(cfg, log)
 	if err != nil {
 		h.t.Fatalf("executor.New: %v", err)
+	}
+	if h.prepare != nil {
+		h.prepare(e)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &sidecar{health: e.HealthAddr(), grpc: e.GRPCAddr(), cancel: cancel, done: make(chan error, 1)}

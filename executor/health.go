@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -200,4 +201,69 @@ func (l *errorLog) reset() {
 	l.mu.Lock()
 	clear(l.seen)
 	l.mu.Unlock()
+}
+
+// kafkaError handles an error event of either client: a fatal one stops the sidecar; "all brokers down"
+// marks the broker not ready until watchBroker sees it again; every one is logged through errorLog.
+func (p *pipeline) kafkaError(client string, e ckafka.Error) {
+	if e.IsFatal() {
+		select {
+		case p.fatal <- fmt.Errorf("kafka %s: fatal: %w", client, e):
+		default:
+		}
+		return
+	}
+	if e.Code() == ckafka.ErrAllBrokersDown {
+		if p.brokerUp.Swap(false) {
+			p.m.ready.WithLabelValues("broker").Set(0)
+		}
+	}
+	p.kafkaErrors.log(p.log, client, e, time.Now())
+}
+
+// watchBroker asks the cluster for the topics' metadata: the broker is up when it answers and every
+// topic the sidecar uses exists.
+func (p *pipeline) watchBroker(ctx context.Context, producer *ckafka.Producer) {
+	topics := []string{p.cfg.InputTopic, p.cfg.OutputTopic}
+	if p.cfg.ErrorTopic != p.cfg.OutputTopic {
+		topics = append(topics, p.cfg.ErrorTopic)
+	}
+	check := func() {
+		var problem error
+		for _, t := range topics {
+			md, err := producer.GetMetadata(&t, false, 5000)
+			if err != nil {
+				problem = fmt.Errorf("metadata: %w", err)
+				break
+			}
+			if tm, ok := md.Topics[t]; !ok || tm.Error.Code() != ckafka.ErrNoError {
+				problem = fmt.Errorf("topic %s: %v", t, tm.Error)
+				break
+			}
+		}
+		up := problem == nil
+		if p.brokerUp.Swap(up) != up {
+			if up {
+				p.m.ready.WithLabelValues("broker").Set(1)
+				p.log.Info("kafka reachable", "brokers", p.cfg.Brokers)
+				p.kafkaErrors.reset()
+				p.brokerBack.notify()
+			} else {
+				p.m.ready.WithLabelValues("broker").Set(0)
+				p.log.Warn("kafka not usable", "brokers", p.cfg.Brokers, "error", problem)
+			}
+		}
+	}
+	for {
+		check()
+		every := 5 * time.Second
+		if !p.brokerUp.Load() {
+			every = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
 }

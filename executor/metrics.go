@@ -24,6 +24,7 @@ type metrics struct {
 	assigned  prometheus.Gauge
 	commits   prometheus.Counter
 	commitErr prometheus.Counter
+	stalls    prometheus.Counter   // partitions found assigned, with records waiting, and not read (stall.go)
 	ready     *prometheus.GaugeVec // part: model | broker
 
 	// Per graph node: its calls (by method and outcome), the records that failed there, its readiness.
@@ -64,6 +65,8 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Successful offset commits."}),
 		commitErr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "offset_commit_errors_total",
 			Help: "Failed offset commits (retried)."}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "partition_stalls_total",
+			Help: "Partitions found assigned, with records waiting, and not read while fetching was on; each was restarted."}),
 		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "ready",
 			Help: "1 when the part (model: every graph node; broker) is reachable."}, []string{"part"}),
 		nodeCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "node_call_duration_seconds",
@@ -79,7 +82,7 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Security material changed on disk that was not used: librdkafka or the broker refused it; the current stays."}),
 	}
 	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
-		m.commits, m.commitErr, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused,
+		m.commits, m.commitErr, m.stalls, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {
 		m.produced.WithLabelValues(k)

@@ -61,43 +61,53 @@ type job struct {
 	failures int             // failed deliveries of the error record
 }
 
-// pipeline is the data path: consume → check → call → produce → commit.
+// pipeline is the data path: consume → check → call → produce → commit. Its lifecycle — the goroutines
+// it runs, start, drain, close and the swap of clients — is in lifecycle.go; this file reads one record
+// from top to bottom.
 type pipeline struct {
-	cfg      Config
-	log      *slog.Logger
-	consumer *ckafka.Consumer
-	producer *ckafka.Producer
-	graph    *graph.Walker
-	m        *metrics
-	offsets  *offsetTracker
-	lanes    *lanes
-	gate     *gate
+	// Set by newPipeline, read-only after.
+	cfg         Config
+	log         *slog.Logger
+	graph       *graph.Walker
+	m           *metrics
+	gate        *gate
+	maxHeld     int64         // records in flight at most: consumed and not finished
+	drainBudget time.Duration // how long a revoke waits for the records in flight on the partitions
+	offsets     *offsetTracker
+	lanes       *lanes
+	fatal       chan error // a fatal librdkafka error, for the poll loop to stop on
+	resend      *resender  // records the broker refused, handed from the delivery goroutine to the resender
 
-	held     atomic.Int64 // records consumed and not finished
-	maxHeld  int64
-	freed    chan struct{} // a record finished: room for another
-	brokerUp atomic.Bool
-	draining atomic.Bool
-	lastPoll atomic.Int64 // unix nanoseconds of the poll loop's last turn
+	// The clients. Only the poll goroutine uses consumer; the lifecycle replaces it between poll loops.
+	// The workers and the resender produce under prodMu (read), which the lifecycle takes (write) to
+	// close or replace the producer; closing is closed just before the producer closes, to end a wait
+	// for room in its queue.
+	consumer   *ckafka.Consumer
+	prodMu     sync.RWMutex
+	producer   *ckafka.Producer
+	prodClosed bool
+	closing    chan struct{}
+
+	// Shared by the goroutines.
+	held       atomic.Int64 // records consumed and not finished
+	progress   signal       // notified when a record is released or a delivery report is read
+	brokerUp   atomic.Bool  // written by watchBroker and kafkaError
+	brokerBack signal       // notified when watchBroker sees the broker usable again
+	draining   atomic.Bool  // written by the lifecycle: stop taking records
+	lastPoll   atomic.Int64 // unix nanoseconds of the poll loop's last turn, for /live
 	// kafkaErrors logs librdkafka's error events without flooding the log; both clients' goroutines use it.
 	kafkaErrors errorLog
 	nodes       atomic.Pointer[[]nodeState] // each graph node's last readiness; written by watchGraph
-	fatal       chan error
-
-	// prodMu guards producing against the producer's close: retries run on goroutines of their own.
-	prodMu     sync.RWMutex
-	prodClosed bool
-	// retries are the pending re-sends of error records the broker refused; stopRetries ends their waits.
-	retries     sync.WaitGroup
-	stopRetries chan struct{}
 
 	// Owned by the poll goroutine (the rebalance callback runs on it too).
-	assigned    map[int32]bool
-	pauseFlag   map[int32]bool // partitions librdkafka holds paused: ours now, or left so from before a revoke
-	paused      bool
-	toCommit    map[int32]int64
-	lastCommit  time.Time
-	drainBudget time.Duration
+	assigned   map[int32]bool
+	pauseFlag  map[int32]bool // partitions librdkafka holds paused: ours now, or left so from before a revoke
+	paused     bool
+	toCommit   map[int32]int64
+	lastCommit time.Time
+	leaving    bool       // the consumer is closing: a revoke has no records to wait for
+	stall      stallWatch // partitions with records waiting that nothing is read from
+	assignHook func(*ckafka.Consumer, []ckafka.TopicPartition) // tests only: after each assignment
 }
 
 func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, g *graph.Walker, gt *gate, m *metrics) *pipeline {
@@ -116,38 +126,36 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Pro
 		gate:        gt,
 		maxHeld:     maxHeld,
 		fatal:       make(chan error, 1),
-		freed:       make(chan struct{}, 1),
-		stopRetries: make(chan struct{}),
+		resend:      newResender(),
+		closing:     make(chan struct{}),
 		assigned:    map[int32]bool{},
 		pauseFlag:   map[int32]bool{},
 		toCommit:    map[int32]int64{},
 		drainBudget: drain,
+		stall:       newStallWatch(),
 	}
 }
 
 // ---- consume ----
 
-// poll runs the consumer until ctx ends or a fatal error. It is the only goroutine that touches the
-// consumer.
-func (p *pipeline) poll(ctx context.Context) error {
-	if err := p.consumer.SubscribeTopics([]string{p.cfg.InputTopic}, p.rebalance); err != nil {
-		return fmt.Errorf("subscribing to %s: %w", p.cfg.InputTopic, err)
+// turn is one turn of the poll loop, the only code that reads the consumer: wait briefly for room when
+// the records in flight are at their bound, pause or resume fetching, take one event, commit what is
+// due, and look for partitions that stopped being read. The lifecycle turns it while serving and while
+// draining.
+func (p *pipeline) turn(ctx context.Context) {
+	now := time.Now()
+	p.lastPoll.Store(now.UnixNano())
+	if !p.paused && p.held.Load() >= p.maxHeld {
+		p.awaitCapacity(ctx, capacityWait)
 	}
-	for ctx.Err() == nil {
-		select {
-		case err := <-p.fatal:
-			return err
-		default:
-		}
-		p.lastPoll.Store(time.Now().UnixNano())
-		if !p.paused && p.held.Load() >= p.maxHeld {
-			p.awaitCapacity(ctx, capacityWait)
-		}
-		p.setPaused(p.wantPause())
-		p.handle(p.consumer.Poll(100))
-		p.commitDue(false)
+	p.setPaused(p.wantPause())
+	ev := p.consumer.Poll(100)
+	if ev == nil {
+		p.stall.idle(now)
 	}
-	return nil
+	p.handle(ev)
+	p.commitDue(false)
+	p.checkStalls(now)
 }
 
 // capacityWait is how long the poll loop waits for a record to finish, without fetching, before it pauses
@@ -160,9 +168,13 @@ const capacityWait = time.Second
 func (p *pipeline) awaitCapacity(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	for p.held.Load() >= p.maxHeld {
+	for {
+		finished := p.progress.wait() // before the check: a release in between still wakes us
+		if p.held.Load() < p.maxHeld {
+			return
+		}
 		select {
-		case <-p.freed:
+		case <-finished:
 		case <-t.C:
 			return
 		case <-ctx.Done():
@@ -202,6 +214,7 @@ func (p *pipeline) accept(msg *ckafka.Message) {
 	p.held.Add(1)
 	p.m.inFlight.Inc()
 	p.m.consumed.Inc()
+	p.stall.read(j.part, j.offset, time.Now())
 	p.lanes.submit(j)
 }
 
@@ -246,6 +259,7 @@ func (p *pipeline) setPaused(want bool) {
 		p.m.paused.Set(1)
 	} else {
 		p.m.paused.Set(0)
+		p.stall.resumed(time.Now())
 	}
 	p.log.Debug("fetching", "paused", want, "held", p.held.Load(), "model_ready", p.gate.isOpen())
 }
@@ -278,6 +292,7 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 		}
 		for _, n := range nums {
 			p.assigned[n] = true
+			p.stall.assigned(n, time.Now())
 		}
 		p.m.assigned.Set(float64(len(p.assigned)))
 		// librdkafka keeps a partition's pause flag across revoke and assign: a partition paused before it
@@ -306,20 +321,21 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 			p.log.Warn("setting the pause state of new partitions", "paused", p.paused, "error", err)
 		}
 		p.log.Info("partitions assigned", "topic", p.cfg.InputTopic, "partitions", nums)
+		if p.assignHook != nil {
+			p.assignHook(c, e.Partitions)
+		}
 	case ckafka.RevokedPartitions:
 		nums := partitionNumbers(e.Partitions)
 		lost := c.AssignmentLost()
-		if !lost {
-			deadline := time.Now().Add(p.drainBudget)
-			for p.offsets.held(nums) > 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+		if !lost && !p.leaving {
+			p.awaitPartitions(nums, p.drainBudget)
 			p.commitDue(true, nums...)
 		}
 		p.offsets.revoke(nums)
 		for _, n := range nums {
 			delete(p.assigned, n)
 			delete(p.toCommit, n)
+			p.stall.forget(n)
 		}
 		p.m.assigned.Set(float64(len(p.assigned)))
 		var err error
@@ -334,6 +350,26 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 		p.log.Info("partitions revoked", "topic", p.cfg.InputTopic, "partitions", nums, "lost", lost)
 	}
 	return nil
+}
+
+// awaitPartitions waits, for at most d, until no record of the partitions is in flight.
+func (p *pipeline) awaitPartitions(nums []int32, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		finished := p.progress.wait()
+		if p.offsets.held(nums) == 0 {
+			return
+		}
+		select {
+		case <-finished:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 func partitionNumbers(tps []ckafka.TopicPartition) []int32 {
@@ -389,11 +425,6 @@ func forwarded(hs []ckafka.Header) []protocols.Header {
 	return out
 }
 
-// backoff is the wait before the attempt-th re-send of an error record the broker refused.
-func (p *pipeline) backoff(attempt int) time.Duration {
-	return protocols.Backoff{Min: p.cfg.BackoffMin, Max: p.cfg.BackoffMax}.Delay(attempt)
-}
-
 // ---- encode, produce ----
 
 func (p *pipeline) answer(j *job, resp *protocols.Response) {
@@ -412,7 +443,7 @@ func (p *pipeline) answer(j *job, resp *protocols.Response) {
 		Headers:        hs,
 		Opaque:         j,
 	}
-	p.send(j)
+	p.produce(j)
 }
 
 // fail replaces a record's answer with an error record: its original key, value and headers, and
@@ -457,36 +488,52 @@ func (p *pipeline) fail(j *job, err error, stage string) {
 		Headers:        hs,
 		Opaque:         j,
 	}
-	p.send(j)
+	p.produce(j)
 }
 
-// send hands j.out to the producer. The producer's queue is large, so a full one only means a short
-// wait; any other refusal is handled like a failed delivery.
-func (p *pipeline) send(j *job) {
+// produce sends j.out; a refusal goes to the resender, as a failed delivery does.
+func (p *pipeline) produce(j *job) {
+	if err := p.send(j); err != nil {
+		p.resend.add(j, err)
+	}
+}
+
+// send hands j.out to the producer. The producer's queue is large, so a full one only means waiting for
+// a delivery report to make room; any other refusal is returned. Once the producer is closing, nothing is
+// sent and nil returned: the record is not finished, so not committed, and is read again after restart.
+func (p *pipeline) send(j *job) error {
+	var room <-chan struct{}
 	for {
 		p.prodMu.RLock()
 		if p.prodClosed {
 			p.prodMu.RUnlock()
-			return // shutting down: not finished, so not committed, and read again after restart
+			return nil
 		}
+		closing := p.closing
 		err := p.producer.Produce(j.out, nil)
 		p.prodMu.RUnlock()
-		if err == nil {
-			return
-		}
 		var ke ckafka.Error
-		if errors.As(err, &ke) && ke.Code() == ckafka.ErrQueueFull {
-			time.Sleep(5 * time.Millisecond)
+		if err == nil || !errors.As(err, &ke) || ke.Code() != ckafka.ErrQueueFull {
+			return err
+		}
+		if room == nil {
+			// Registered before one more try, so a report that makes room in between still wakes the wait.
+			room = p.progress.wait()
 			continue
 		}
-		p.undelivered(j, err)
-		return
+		select {
+		case <-room:
+		case <-closing:
+		}
+		room = nil
 	}
 }
 
-// deliveries reads the producer's delivery reports until the producer closes.
-func (p *pipeline) deliveries() {
-	for ev := range p.producer.Events() {
+// deliveries reads the producer's delivery reports until the producer closes. It only reads: a refused
+// record goes to the resender, so no wait for the producer's queue ever holds up the reports that
+// finish records and free it.
+func (p *pipeline) deliveries(events <-chan ckafka.Event) {
+	for ev := range events {
 		switch e := ev.(type) {
 		case *ckafka.Message:
 			j, ok := e.Opaque.(*job)
@@ -494,45 +541,44 @@ func (p *pipeline) deliveries() {
 				continue
 			}
 			if err := e.TopicPartition.Error; err != nil {
-				p.undelivered(j, err)
-				continue
+				p.resend.add(j, err)
+			} else {
+				p.finish(j)
 			}
-			p.finish(j)
+			p.progress.notify()
 		case ckafka.Error:
 			p.kafkaError("producer", e)
 		}
 	}
 }
 
-// undelivered handles an answer or error record the broker would not take. An answer becomes an error
-// record; an error record is retried, without its value when the value is what is too large. The record
-// stays unfinished, so nothing is committed past it, until something is delivered.
-func (p *pipeline) undelivered(j *job, err error) {
+// undelivered handles, on the resender's goroutine, an answer or error record the broker would not take.
+// An answer becomes an error record at once; an error record is sent again — at once without its value
+// when the value is what is too large, otherwise after a backoff, returned as retryIn. The record stays
+// unfinished, so nothing is committed past it, until something is delivered.
+func (p *pipeline) undelivered(j *job, err error) (retryIn time.Duration) {
 	if j.kind == kindAnswer {
 		p.fail(j, &protocols.CallError{Reason: protocols.ReasonProduceFailed,
 			Msg: "the answer could not be written to " + p.cfg.OutputTopic, Err: err}, "produce")
-		return
+		return 0
 	}
 	j.failures++
 	var ke ckafka.Error
 	if errors.As(err, &ke) && ke.Code() == ckafka.ErrMsgSizeTooLarge && j.out.Value != nil {
 		j.out.Value = nil
 		j.out.Headers = append(j.out.Headers, ckafka.Header{Key: HeaderValueOmitted, Value: []byte("too large: " + ke.Error())})
-		p.send(j)
-		return
+		p.produce(j)
+		return 0
 	}
 	delay := p.backoff(j.failures)
 	p.log.Error("error record not delivered, retrying", "topic", p.cfg.ErrorTopic, "partition", j.part,
 		"offset", j.offset, "attempt", j.failures, "retry_in", delay, "error", err)
-	p.retries.Add(1)
-	go func() {
-		defer p.retries.Done()
-		select {
-		case <-time.After(delay):
-			p.send(j)
-		case <-p.stopRetries: // shutting down: the record stays unfinished and is read again
-		}
-	}()
+	return delay
+}
+
+// backoff is the wait before the attempt-th re-send of an error record the broker refused.
+func (p *pipeline) backoff(attempt int) time.Duration {
+	return protocols.Backoff{Min: p.cfg.BackoffMin, Max: p.cfg.BackoffMax}.Delay(attempt)
 }
 
 // finish marks a record done: its answer or error record is delivered.
@@ -554,10 +600,7 @@ func (p *pipeline) abandon(*job) { p.release() }
 func (p *pipeline) release() {
 	p.held.Add(-1)
 	p.m.inFlight.Dec()
-	select {
-	case p.freed <- struct{}{}:
-	default:
-	}
+	p.progress.notify()
 }
 
 // ---- commit ----
@@ -604,68 +647,4 @@ func (p *pipeline) commitDue(force bool, only ...int32) {
 		}
 	}
 	p.m.commits.Inc()
-}
-
-// ---- health ----
-
-func (p *pipeline) kafkaError(client string, e ckafka.Error) {
-	if e.IsFatal() {
-		select {
-		case p.fatal <- fmt.Errorf("kafka %s: fatal: %w", client, e):
-		default:
-		}
-		return
-	}
-	if e.Code() == ckafka.ErrAllBrokersDown {
-		if p.brokerUp.Swap(false) {
-			p.m.ready.WithLabelValues("broker").Set(0)
-		}
-	}
-	p.kafkaErrors.log(p.log, client, e, time.Now())
-}
-
-// watchBroker asks the cluster for the topics' metadata: the broker is up when it answers and every
-// topic the sidecar uses exists.
-func (p *pipeline) watchBroker(ctx context.Context) {
-	topics := []string{p.cfg.InputTopic, p.cfg.OutputTopic}
-	if p.cfg.ErrorTopic != p.cfg.OutputTopic {
-		topics = append(topics, p.cfg.ErrorTopic)
-	}
-	check := func() {
-		var problem error
-		for _, t := range topics {
-			md, err := p.producer.GetMetadata(&t, false, 5000)
-			if err != nil {
-				problem = fmt.Errorf("metadata: %w", err)
-				break
-			}
-			if tm, ok := md.Topics[t]; !ok || tm.Error.Code() != ckafka.ErrNoError {
-				problem = fmt.Errorf("topic %s: %v", t, tm.Error)
-				break
-			}
-		}
-		up := problem == nil
-		if p.brokerUp.Swap(up) != up {
-			if up {
-				p.m.ready.WithLabelValues("broker").Set(1)
-				p.log.Info("kafka reachable", "brokers", p.cfg.Brokers)
-				p.kafkaErrors.reset()
-			} else {
-				p.m.ready.WithLabelValues("broker").Set(0)
-				p.log.Warn("kafka not usable", "brokers", p.cfg.Brokers, "error", problem)
-			}
-		}
-	}
-	for {
-		check()
-		every := 5 * time.Second
-		if !p.brokerUp.Load() {
-			every = time.Second
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
-	}
 }

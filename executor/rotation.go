@@ -19,79 +19,41 @@ import (
 //
 // librdkafka reads certificates, keys and passwords only when a client is made, so new material on disk
 // (a Kubernetes secret update, a Strimzi or cert-manager renewal, a rotated password) needs new clients.
-// While the poll loop runs, watchSecurity re-reads the files every KAFKA_SECURITY_RELOAD_INTERVAL; when
-// their content changed and passes every check of tls.Load, it ends the poll loop, and rotate:
+// While the data path runs, offerRotations re-reads the files every KAFKA_SECURITY_RELOAD_INTERVAL; when
+// their content changed and passes every check of tls.Load, it
 //
-//  1. makes the new consumer and producer first and proves them against the broker (a metadata request
-//     for the input topic from each), so that material librdkafka refuses, or the broker refuses — a
-//     certificate from a CA the broker does not trust, a wrong password — leaves the sidecar running
-//     on the old clients, the refusal logged and counted, until the material changes again;
-//  2. stops fetching and waits until every record in flight is answered and delivered (records fetched
-//     meanwhile are handed back, as on shutdown), committing as they finish;
-//  3. flushes, commits, closes the old consumer (leaving the group) and producer;
-//  4. swaps the new clients in and resumes polling: the new consumer rejoins the group and starts at the
-//     committed offsets, which cover exactly the records answered.
+//  1. makes the new consumer and producer and proves them against the broker (a metadata request for the
+//     input topic from each), so that material librdkafka refuses, or the broker refuses — a
+//     certificate from a CA the broker does not trust, a wrong password — leaves the sidecar running on
+//     the old clients, the refusal logged and counted, until the material changes again;
+//  2. offers them to the pipeline, whose lifecycle swaps them in (lifecycle.go, pipeline.swap): it stops
+//     fetching and waits until every record in flight is answered and delivered, committing as they
+//     finish; closes the old clients (leaving the group); and resumes with the new, which rejoin the
+//     group at the committed offsets — exactly the records answered.
 //
 // No record is lost or answered twice: nothing is in flight when the clients change. While it drains,
-// /ready reports shutting_down. If SIGTERM comes during the drain, the rotation is dropped and the
-// ordinary shutdown goes on with the old clients.
+// /ready reports shutting_down. If SIGTERM comes during the drain, the new clients are dropped and the
+// ordinary shutdown goes on with the old.
 
-// clientRun is the goroutines that live as long as one consumer and producer: the log forwarders, the
-// delivery reports, and the broker watch.
-type clientRun struct {
-	deliveries sync.WaitGroup
-	helpers    sync.WaitGroup
-	stopWatch  context.CancelFunc
-}
-
-// startClients starts the goroutines that serve the pipeline's current consumer and producer.
-func (e *Executor) startClients() *clientRun {
-	p := e.p
-	cr := &clientRun{}
-	consumerLogs, producerLogs := p.consumer.Logs(), p.producer.Logs()
-	ctx, cancel := context.WithCancel(context.Background())
-	cr.stopWatch = cancel
-	cr.helpers.Add(3)
-	go func() { defer cr.helpers.Done(); forwardLogs(e.log, "consumer", consumerLogs) }()
-	go func() { defer cr.helpers.Done(); forwardLogs(e.log, "producer", producerLogs) }()
-	go func() { defer cr.helpers.Done(); p.watchBroker(ctx) }()
-	cr.deliveries.Add(1)
-	go func() { defer cr.deliveries.Done(); p.deliveries() }()
-	return cr
-}
-
-// wait waits, once both clients are closed, for the delivery reports to end, then stops the broker
-// watch and waits for it and the log forwarders.
-func (cr *clientRun) wait() {
-	cr.deliveries.Wait()
-	cr.stopWatch()
-	cr.helpers.Wait()
-}
-
-// pollRotating runs the poll loop until ctx ends or a fatal error, rotating the clients whenever the
-// security material changes on disk.
-func (e *Executor) pollRotating(ctx context.Context, cr **clientRun) error {
+// offerRotations watches the security files until ctx ends and offers each new material's proven
+// clients on swaps.
+func (e *Executor) offerRotations(ctx context.Context, swaps chan<- clients) {
 	for {
-		pctx, stopPoll := context.WithCancel(ctx)
-		var next *tls.Material
-		var watching sync.WaitGroup
-		if e.security != nil && e.security.Watching() && e.cfg.SecurityReload > 0 {
-			watching.Add(1)
-			go func() {
-				defer watching.Done()
-				if m := e.watchSecurity(pctx); m != nil {
-					next = m
-					stopPoll()
-				}
-			}()
+		m := e.watchSecurity(ctx)
+		if m == nil {
+			return // ctx ended
 		}
-		err := e.p.poll(pctx)
-		stopPoll()
-		watching.Wait()
-		if err != nil || ctx.Err() != nil || next == nil {
-			return err
+		next, ok := e.prepare(m)
+		if !ok {
+			continue
 		}
-		e.rotate(ctx, cr, next)
+		select {
+		case swaps <- next:
+			e.security.Accept(m)
+		case <-ctx.Done():
+			next.close()
+			return
+		}
 	}
 }
 
@@ -125,9 +87,10 @@ func (e *Executor) watchSecurity(ctx context.Context) *tls.Material {
 	}
 }
 
-// rotate replaces the consumer and producer with ones made from m; see the comment at the top.
-func (e *Executor) rotate(ctx context.Context, cr **clientRun, m *tls.Material) {
-	p, log := e.p, e.log
+// prepare makes the clients for new material m and proves them; a refusal is logged and counted, and
+// the material kept from use until the files change again.
+func (e *Executor) prepare(m *tls.Material) (clients, bool) {
+	log := e.log
 	log.Info("security material changed on disk; reconnecting with it", m.Summary()...)
 	for _, w := range m.Warnings {
 		log.Warn("security", "warning", w)
@@ -135,42 +98,19 @@ func (e *Executor) rotate(ctx context.Context, cr **clientRun, m *tls.Material) 
 	consumer, producer, err := newClients(e.cfg, m)
 	if err != nil {
 		e.security.Refuse(m)
-		p.m.rotationRefused.Inc()
+		e.p.m.rotationRefused.Inc()
 		log.Error("librdkafka refuses the new security material; keeping the current", "error", err)
-		return
+		return clients{}, false
 	}
+	next := clients{consumer: consumer, producer: producer}
 	if err := e.probe(consumer, producer); err != nil {
-		producer.Close()
-		_ = consumer.Close()
+		next.close()
 		e.security.Refuse(m)
-		p.m.rotationRefused.Inc()
+		e.p.m.rotationRefused.Inc()
 		log.Error("the broker does not accept the new security material; keeping the current until the files change again", "error", err)
-		return
+		return clients{}, false
 	}
-
-	started := time.Now()
-	e.drain(ctx, time.Time{})
-	if ctx.Err() != nil {
-		// Shutting down: Run drains and closes the old clients.
-		producer.Close()
-		_ = consumer.Close()
-		return
-	}
-	e.closeClients(*cr, time.Now().Add(5*time.Second))
-
-	p.prodMu.Lock()
-	p.producer, p.prodClosed = producer, false
-	p.prodMu.Unlock()
-	p.consumer = consumer
-	p.paused = false
-	p.m.paused.Set(0)
-	clear(p.assigned)
-	clear(p.pauseFlag) // a new librdkafka instance: nothing is paused
-	clear(p.toCommit)
-	e.security.Accept(m)
-	*cr = e.startClients()
-	p.draining.Store(false)
-	log.Info("reconnected with the new security material", "took", time.Since(started).Round(time.Millisecond).String())
+	return next, true
 }
 
 // rotationProbe bounds the proof of new clients: a TLS handshake and SASL exchange with a managed

@@ -106,7 +106,9 @@ func (e *Executor) GRPCAddr() string {
 
 // Run serves records until ctx ends, then shuts down within the grace period: it stops fetching, lets
 // the records in flight finish, flushes the producer, commits, and leaves the group. It returns nil after
-// a clean shutdown and an error when the sidecar cannot go on (a fatal Kafka error).
+// a clean shutdown and an error when the sidecar cannot go on (a fatal Kafka error). The data path's
+// lifecycle is the pipeline's (lifecycle.go); Run adds what serves beside it: the health, metrics and
+// synchronous API servers, the graph's readiness watch and the security rotation.
 func (e *Executor) Run(ctx context.Context) error {
 	p := e.p
 	log := e.log
@@ -118,24 +120,13 @@ func (e *Executor) Run(ctx context.Context) error {
 		log.Warn("ignored: not used by the Kafka executor", "setting", f)
 	}
 
-	// bg ends the helpers (health checks, log forwarding) after the data path has stopped; hard ends the
-	// model calls when the grace period is over.
+	// bg ends the helpers after the data path has stopped: health and API servers, readiness watch.
 	bg, stopBg := context.WithCancel(context.Background())
 	defer stopBg()
-	hard, stopHard := context.WithCancel(context.Background())
-	defer stopHard()
-
 	var helpers sync.WaitGroup
-	goFn := func(wg *sync.WaitGroup, f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-	}
-	// The log forwarders, the delivery reports and the broker watch live as long as one pair of clients.
-	clients := e.startClients()
-
 	api := newAPI(p)
 	srv := &http.Server{Handler: e.httpHandler(api), ReadHeaderTimeout: 5 * time.Second}
-	goFn(&helpers, func() {
+	helpers.Go(func() {
 		if err := srv.Serve(e.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("health server", "error", err)
 		}
@@ -143,37 +134,25 @@ func (e *Executor) Run(ctx context.Context) error {
 	var grpcSrv *grpc.Server
 	if e.grpcLn != nil {
 		grpcSrv = api.grpcServer()
-		goFn(&helpers, func() {
+		helpers.Go(func() {
 			if err := grpcSrv.Serve(e.grpcLn); err != nil {
 				log.Error("gRPC API server", "error", err)
 			}
 		})
 	}
-	goFn(&helpers, func() { p.watchGraph(bg) })
+	helpers.Go(func() { p.watchGraph(bg) })
 
-	var workers sync.WaitGroup
-	for range e.cfg.Workers {
-		goFn(&workers, func() { p.work(hard) })
+	// The rotation watch offers new clients while the data path runs, and stops with it.
+	var swaps chan clients
+	rctx, stopRotation := context.WithCancel(ctx)
+	var rotation sync.WaitGroup
+	if e.security != nil && e.security.Watching() && e.cfg.SecurityReload > 0 {
+		swaps = make(chan clients)
+		rotation.Go(func() { e.offerRotations(rctx, swaps) })
 	}
-
-	runErr := e.pollRotating(ctx, &clients)
-	if runErr != nil {
-		log.Error("stopping", "error", runErr)
-	} else {
-		log.Info("shutting down", "in_flight", p.held.Load(), "grace", e.cfg.ShutdownGrace)
-	}
-	deadline := time.Now().Add(e.cfg.ShutdownGrace)
-	e.drain(context.Background(), deadline)
-	if n := p.held.Load(); n > 0 {
-		log.Warn("grace period over with records in flight; they will be read again", "count", n)
-	}
-
-	stopHard()
-	p.lanes.close()
-	workers.Wait()
-	close(p.stopRetries)
-	p.retries.Wait()
-	e.closeClients(clients, deadline)
+	runErr := p.run(ctx, swaps)
+	stopRotation()
+	rotation.Wait()
 
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_ = srv.Shutdown(sctx)
@@ -186,56 +165,6 @@ func (e *Executor) Run(ctx context.Context) error {
 	_ = p.graph.Close()
 	log.Info("stopped", "clean", runErr == nil)
 	return runErr
-}
-
-// drain stops fetching and waits until the records in flight are delivered — or the deadline passes
-// (zero: no deadline), or ctx ends — committing as they finish. Records fetched meanwhile are handed
-// back: they are not tracked, so no commit passes them.
-func (e *Executor) drain(ctx context.Context, deadline time.Time) {
-	p := e.p
-	p.draining.Store(true)
-	started, lastNote := time.Now(), time.Now()
-	for p.held.Load() > 0 && ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
-		p.lastPoll.Store(time.Now().UnixNano())
-		p.setPaused(true)
-		p.handle(p.consumer.Poll(50))
-		p.commitDue(false)
-		if time.Since(lastNote) > 10*time.Second {
-			lastNote = time.Now()
-			e.log.Info("waiting for the records in flight", "in_flight", p.held.Load(),
-				"waiting", time.Since(started).Round(time.Second).String())
-		}
-	}
-}
-
-// closeClients flushes the producer, commits what is finished (retrying a failed commit until the
-// deadline, since an uncommitted answer is answered again), leaves the group, closes both clients and
-// waits for the goroutines that served them.
-func (e *Executor) closeClients(cr *clientRun, deadline time.Time) {
-	p := e.p
-	flushMs := max(int(time.Until(deadline).Milliseconds()), 1000)
-	if n := p.producer.Flush(flushMs); n > 0 {
-		e.log.Warn("records not delivered before the clients closed; they will be read again", "count", n)
-	}
-	for {
-		p.commitDue(true)
-		if len(p.toCommit) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	// Closing leaves the group: the revoke callback must not wait for records, there are none to wait for.
-	budget := p.drainBudget
-	p.drainBudget = 0
-	if err := p.consumer.Close(); err != nil {
-		e.log.Warn("closing consumer", "error", err)
-	}
-	p.drainBudget = budget
-	p.prodMu.Lock()
-	p.prodClosed = true
-	p.prodMu.Unlock()
-	p.producer.Close()
-	cr.wait()
 }
 
 func forwardLogs(log *slog.Logger, client string, ch chan ckafka.LogEvent) {

@@ -68,16 +68,13 @@ func (h *harness) startCaptured() (*sidecar, *logCapture) {
 // capture; it returns the error of either step.
 func (h *harness) newExecutor() (*executor.Executor, *logCapture, error) {
 	h.t.Helper()
-	for k, v := range h.env {
-		h.t.Setenv(k, v)
-	}
 	logs := &logCapture{}
 	h.t.Cleanup(func() {
 		if h.t.Failed() || os.Getenv("SIDECAR_TEST_LOG") != "" {
 			h.t.Logf("sidecar log:\n%s", logs)
 		}
 	})
-	cfg, err := executor.LoadConfig(h.args())
+	cfg, err := h.config()
 	if err != nil {
 		return nil, logs, err
 	}

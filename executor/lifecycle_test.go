@@ -1,0 +1,139 @@
+package executor_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seldon-kafka/sidecar/executor"
+	"github.com/seldon-kafka/sidecar/internal/testkit"
+)
+
+// inFlight reads /ready's count of records consumed and not finished.
+func inFlight(t *testing.T, s *sidecar) int {
+	t.Helper()
+	resp, err := http.Get("http://" + s.health + "/ready")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var body struct {
+		InFlight int `json:"in_flight"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("/ready: %v", err)
+	}
+	return body.InFlight
+}
+
+// Shutting down while the broker refuses every answer (re-sent as error records) and the error records
+// cannot leave the producer's queue (their topic does not exist, and the queue holds two): the workers
+// and the resender wait for room that never comes. SIGTERM must still end Run within the grace period,
+// without a panic, and commit nothing: no record was delivered, so every one is read again.
+func TestShutdownWhileRefusedRecordsWaitForAFullProducerQueue(t *testing.T) {
+	h := newHarness(t, "seldon", 1)
+	h.out = testkit.TopicWithConfig(t, h.bootstrap, 1, map[string]string{"max.message.bytes": "10"})
+	h.errs = "missing-errors-" + h.in // never created: records for it wait in the producer's queue
+	h.env["KAFKA_OUTPUT_TOPIC"] = h.out
+	h.env["KAFKA_ERROR_TOPIC"] = h.errs
+	h.env["KAFKA_PRODUCER_QUEUE_BUFFERING_MAX_MESSAGES"] = "2"
+	h.grace = "3s"
+	s := h.start()
+
+	const n = 20
+	testkit.Produce(t, h.bootstrap, h.in, records("seldon", n))
+	// Every record is consumed and none can finish.
+	waitFor(t, "records held", 60*time.Second, func() bool { return inFlight(t, s) >= 4 })
+	if got := metric(t, s, `seldon_kafka_records_produced_total{kind="answer"}`); got != 0 {
+		t.Fatalf("%v answers delivered to a topic that takes 10 bytes", got)
+	}
+
+	stopped := time.Now()
+	s.stop(t) // fails the test if Run errs or does not return
+	if took := time.Since(stopped); took > 30*time.Second {
+		t.Errorf("Run took %v to return after cancel, grace 3s", took)
+	}
+	if c := testkit.CommittedOffsets(t, h.bootstrap, h.group, h.in); len(c) != 0 {
+		t.Errorf("committed %v with no record delivered; want nothing committed", c)
+	}
+}
+
+// A partition that librdkafka holds and never fetches — here paused behind the pipeline's back at its
+// assignment, the shape of the stalls librdkafka has had around pause, resume and assignment — is found
+// by the stall watch (assigned, records waiting, not read while fetching is on) and restarted: every
+// record is answered, and the stall is counted.
+func TestAStalledPartitionIsFoundAndRestarted(t *testing.T) {
+	h := newHarness(t, "seldon", 4)
+	var once sync.Once
+	h.prepare = func(e *executor.Executor) {
+		executor.SetAssignHook(e, func(c *ckafka.Consumer, tps []ckafka.TopicPartition) {
+			for _, tp := range tps {
+				if tp.Partition == 2 {
+					once.Do(func() {
+						if err := c.Pause([]ckafka.TopicPartition{tp}); err != nil {
+							t.Errorf("pausing partition 2: %v", err)
+						}
+					})
+				}
+			}
+		})
+	}
+	s := h.start()
+	const n = 200
+	recs := records("seldon", n)
+	testkit.Produce(t, h.bootstrap, h.in, recs)
+
+	answers := testkit.Consume(t, h.bootstrap, h.out, n, 90*time.Second)
+	seen := map[string]bool{}
+	for _, a := range answers {
+		seen[string(a.Key)] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct records answered, want %d", len(seen), n)
+	}
+	if got := metric(t, s, "seldon_kafka_partition_stalls_total"); got < 1 {
+		t.Errorf("partition_stalls_total = %v, want at least 1 (partition 2 was held)", got)
+	}
+	h.waitAllCommitted(30 * time.Second)
+}
+
+// Starting is where a partition was once seen assigned and never read. Many short starts of a sidecar
+// on a four-partition backlog: each partition is read within the stall bound of its assignment — the
+// stall watch found nothing to restart — and every record is answered.
+func TestManyShortStartsReadEveryPartition(t *testing.T) {
+	runs := 50
+	if testing.Short() {
+		runs = 10
+	}
+	const parallel = 5
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			t.Run(fmt.Sprintf("start-%02d", i), func(t *testing.T) {
+				h := newHarness(t, "v2", 4)
+				const n = 40
+				testkit.Produce(t, h.bootstrap, h.in, records("v2", n))
+				s := h.start()
+				answers := testkit.Consume(t, h.bootstrap, h.out, n, 60*time.Second)
+				if len(answers) != n {
+					t.Fatalf("%d answers, want %d", len(answers), n)
+				}
+				if got := metric(t, s, "seldon_kafka_partition_stalls_total"); got != 0 {
+					t.Errorf("partition_stalls_total = %v: a partition was assigned and not read", got)
+				}
+				s.stop(t)
+			})
+		}()
+	}
+	wg.Wait()
+}

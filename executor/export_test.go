@@ -4,4 +4,6 @@ import ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 // SetAssignHook has f called on the poll goroutine after each assignment, with the consumer: tests use
 // it to do to librdkafka what the pipeline never would (pause a partition behind its back).
-func SetAssignHook(e *Executor, f func(*ckafka.Consumer, []ckafka.TopicPartition)) { e.p.assignHook = f }
+func SetAssignHook(e *Executor, f func(*ckafka.Consumer, []ckafka.TopicPartition)) {
+	e.p.assignHook = f
+}

@@ -105,8 +105,8 @@ type pipeline struct {
 	paused     bool
 	toCommit   map[int32]int64
 	lastCommit time.Time
-	leaving    bool       // the consumer is closing: a revoke has no records to wait for
-	stall      stallWatch // partitions with records waiting that nothing is read from
+	leaving    bool                                            // the consumer is closing: a revoke has no records to wait for
+	stall      stallWatch                                      // partitions with records waiting that nothing is read from
 	assignHook func(*ckafka.Consumer, []ckafka.TopicPartition) // tests only: after each assignment
 }
 

@@ -166,10 +166,10 @@ type v2REST struct{}
 
 // v2Doc is a v2 request as read: its id, and each input's shape[0] and data.
 type v2Doc struct {
-	doc   string
-	id    gjson.Result // not Exists when the request has none
-	dim0  []gjson.Result
-	data  []gjson.Result
+	doc  string
+	id   gjson.Result // not Exists when the request has none
+	dim0 []gjson.Result
+	data []gjson.Result
 }
 
 func (v2REST) read(req *protocols.Request) (part, bool) {

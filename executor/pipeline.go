@@ -67,7 +67,7 @@ type pipeline struct {
 	log      *slog.Logger
 	consumer *ckafka.Consumer
 	producer *ckafka.Producer
-	graph    *graph.Walker
+	graph    graphWalker
 	m        *metrics
 	offsets  *offsetTracker
 	lanes    *lanes
@@ -100,7 +100,7 @@ type pipeline struct {
 	drainBudget time.Duration
 }
 
-func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, g *graph.Walker, gt *gate, m *metrics) *pipeline {
+func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, g graphWalker, gt *gate, m *metrics) *pipeline {
 	maxHeld := int64(2 * cfg.Workers)
 	if maxHeld < 2 {
 		maxHeld = 2

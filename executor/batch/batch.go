@@ -57,9 +57,11 @@ const (
 // Supported says whether a graph's walk can be batched: a graph of one model, whose walk is one call.
 func Supported(g *graph.Graph) error {
 	r := g.Root
-	if len(g.Nodes) != 1 || r.In != protocols.Predict || r.Out || r.Aggregate || len(r.Children) != 0 {
-		return fmt.Errorf("batching applies to a graph of one model, and the graph's root %s has %d nodes under it or is not a model",
-			r.Name, len(g.Nodes)-1)
+	if len(g.Nodes) != 1 {
+		return fmt.Errorf("batching applies to a graph of one model, and this graph has %d nodes", len(g.Nodes))
+	}
+	if r.In != protocols.Predict || r.Out || r.Aggregate || len(r.Children) != 0 {
+		return fmt.Errorf("batching applies to a graph of one model, and its node %s is not called as a model", r.Name)
 	}
 	if _, ok := codecs[g.Transport][g.Protocol]; !ok {
 		return fmt.Errorf("the %s protocol over %s does not batch", g.Protocol, g.Transport)

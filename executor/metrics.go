@@ -121,7 +121,9 @@ func (m *metrics) Called(node string, method protocols.Method, d time.Duration, 
 func (m *metrics) Batched(records int) { m.batchSize.Observe(float64(records)) }
 
 // Alone counts records called alone with batching on (batch.Observer).
-func (m *metrics) Alone(cause string, records int) { m.batchAlone.WithLabelValues(cause).Add(float64(records)) }
+func (m *metrics) Alone(cause string, records int) {
+	m.batchAlone.WithLabelValues(cause).Add(float64(records))
+}
 
 // Retried counts a call to be made again after a transient failure (graph.Observer).
 func (m *metrics) Retried(string, protocols.Method) { m.retries.Inc() }

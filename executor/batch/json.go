@@ -83,9 +83,21 @@ func members(obj gjson.Result, names ...string) (out []gjson.Result, ok bool) {
 
 // count is the number of elements of a JSON array.
 func count(arr gjson.Result) int {
-	n := 0
-	arr.ForEach(func(_, _ gjson.Result) bool { n++; return true })
+	n, _ := countFirst(arr)
 	return n
+}
+
+// countFirst is the number of elements of a JSON array and its first element (not Exists when empty),
+// in one pass.
+func countFirst(arr gjson.Result) (n int, first gjson.Result) {
+	arr.ForEach(func(_, v gjson.Result) bool {
+		if n == 0 {
+			first = v
+		}
+		n++
+		return true
+	})
+	return n, first
 }
 
 // first is the first element of a JSON array (not Exists when it is empty).
@@ -101,22 +113,51 @@ func inner(arr gjson.Result) string {
 	return strings.TrimSpace(raw[1 : len(raw)-1])
 }
 
-// concat is one JSON array of every array's elements, in order.
-func concat(arrays []gjson.Result) string {
-	var b strings.Builder
-	b.WriteByte('[')
+// replaced is doc with the array at sp replaced by one array of the arrays' elements, in one copy.
+func replaced(doc string, sp span, arrays ...gjson.Result) []byte {
+	size := len(doc) - (sp.to - sp.from) + 2
+	for _, a := range arrays {
+		size += len(a.Raw) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, doc[:sp.from]...)
+	b = appendConcat(b, arrays)
+	return append(b, doc[sp.to:]...)
+}
+
+// keepRows is doc with the array at sp holding only the elements at rows, a span inside it.
+func keepRows(doc string, sp, rows span) []byte {
+	b := make([]byte, 0, len(doc)-(sp.to-sp.from)+(rows.to-rows.from)+2)
+	b = append(b, doc[:sp.from]...)
+	b = append(b, '[')
+	b = append(b, doc[rows.from:rows.to]...)
+	b = append(b, ']')
+	return append(b, doc[sp.to:]...)
+}
+
+// appendConcat appends one JSON array of every array's elements, in order.
+func appendConcat(b []byte, arrays []gjson.Result) []byte {
+	b = append(b, '[')
 	n := 0
 	for _, a := range arrays {
 		if in := inner(a); in != "" {
 			if n > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			b.WriteString(in)
+			b = append(b, in...)
 			n++
 		}
 	}
-	b.WriteByte(']')
-	return b.String()
+	return append(b, ']')
+}
+
+// concat is one JSON array of every array's elements, in order.
+func concat(arrays []gjson.Result) string {
+	size := 2
+	for _, a := range arrays {
+		size += len(a.Raw) + 1
+	}
+	return string(appendConcat(make([]byte, 0, size), arrays))
 }
 
 // rowSpans cuts an array of rows×per elements per record: each record's span runs from its first element
@@ -156,8 +197,9 @@ func writeShape(b *strings.Builder, v gjson.Result) {
 	switch {
 	case v.IsArray():
 		b.WriteByte('[')
-		b.WriteString(strconv.Itoa(count(v)))
-		if f := first(v); f.Exists() {
+		n, f := countFirst(v)
+		b.WriteString(strconv.Itoa(n))
+		if f.Exists() {
 			writeShape(b, f)
 		}
 		b.WriteByte(']')

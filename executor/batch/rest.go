@@ -46,18 +46,17 @@ type rowsDoc struct {
 	rows gjson.Result
 }
 
-// readRows reads a request whose rows are arr's elements: its key is its row shape and the rest of the
-// body, which batch-mates must have byte for byte.
-func readRows(req *protocols.Request, doc string, arr gjson.Result) (part, bool) {
+// readRows reads a request whose rows are arr's elements (each an array itself when nested): its key is
+// its row shape and the rest of the body, which batch-mates must have byte for byte.
+func readRows(req *protocols.Request, doc string, arr gjson.Result, nested bool) (part, bool) {
 	if !arr.IsArray() {
 		return part{}, false
 	}
-	row := first(arr)
-	if !row.Exists() {
+	n, row := countFirst(arr)
+	if n == 0 || nested && !row.IsArray() {
 		return part{}, false
 	}
-	shape := shapeOf(row)
-	return part{key: shape + "\x00" + without(doc, []span{spanOf(arr)}), rows: count(arr), req: req,
+	return part{key: shapeOf(row) + "\x00" + without(doc, []span{spanOf(arr)}), rows: n, req: req,
 		v: rowsDoc{doc: doc, rows: arr}}, true
 }
 
@@ -68,7 +67,7 @@ func mergeRows(parts []part) *protocols.Request {
 		arrays[i] = p.v.(rowsDoc).rows
 	}
 	first := parts[0].v.(rowsDoc)
-	return jsonRequest(parts, splice(first.doc, []edit{{spanOf(first.rows), concat(arrays)}}))
+	return jsonRequest(parts, replaced(first.doc, spanOf(first.rows), arrays...))
 }
 
 // splitRows cuts an answer whose rows are arr's elements: each record's answer is the batch's with
@@ -83,8 +82,7 @@ func splitRows(resp *protocols.Response, parts []part, doc string, arr gjson.Res
 	}
 	out := make([]*protocols.Response, len(parts))
 	for i, s := range spans {
-		out[i] = &protocols.Response{ContentType: resp.ContentType,
-			Body: splice(doc, []edit{{spanOf(arr), "[" + doc[s.from:s.to] + "]"}})}
+		out[i] = &protocols.Response{ContentType: resp.ContentType, Body: keepRows(doc, spanOf(arr), s)}
 	}
 	return out, nil
 }
@@ -102,7 +100,7 @@ func (tensorflowREST) read(req *protocols.Request) (part, bool) {
 	if !ok || m[1].Exists() {
 		return part{}, false
 	}
-	return readRows(req, doc, m[0])
+	return readRows(req, doc, m[0], false)
 }
 
 func (tensorflowREST) merge(parts []part) *protocols.Request { return mergeRows(parts) }
@@ -134,10 +132,10 @@ func (seldonREST) read(req *protocols.Request) (part, bool) {
 		return part{}, false
 	}
 	data, ok := members(top[0], "ndarray", "tensor", "tftensor")
-	if !ok || data[1].Exists() || data[2].Exists() || !first(data[0]).IsArray() {
+	if !ok || data[1].Exists() || data[2].Exists() {
 		return part{}, false
 	}
-	return readRows(req, doc, data[0])
+	return readRows(req, doc, data[0], true)
 }
 
 func (seldonREST) merge(parts []part) *protocols.Request { return mergeRows(parts) }

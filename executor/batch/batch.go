@@ -214,7 +214,8 @@ func (b *Batcher) call(ms []*member) ([]*protocols.Response, error) {
 	req.Headers, req.Puid = shared(parts)
 	ctx, done := together(ms)
 	defer done()
-	resp, err := b.Walker.Predict(ctx, req)
+	// Left decoded over gRPC: the batch's answer is cut, and only the records' answers encoded.
+	resp, err := b.Walker.Walk(ctx, req)
 	if err != nil {
 		return nil, err
 	}

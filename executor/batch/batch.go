@@ -95,10 +95,9 @@ type member struct {
 	done chan outcome // buffered: the batch never waits for a member that has left
 }
 
-// outcome is what a member's batch brought it: an answer, or word to call the model alone.
+// outcome is what a member's batch brought it: its answer, or word to call the model alone.
 type outcome struct {
 	resp  *protocols.Response
-	err   error
 	alone bool
 }
 
@@ -130,7 +129,7 @@ func (b *Batcher) Predict(ctx context.Context, req *protocols.Request) (*protoco
 		if o.alone {
 			return b.Walker.Predict(ctx, req)
 		}
-		return o.resp, o.err
+		return o.resp, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

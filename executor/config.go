@@ -14,6 +14,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"google.golang.org/grpc/codes"
 
+	"github.com/seldon-kafka/sidecar/executor/batch"
 	"github.com/seldon-kafka/sidecar/executor/graph"
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
@@ -44,6 +45,10 @@ type Env struct {
 	RetryCodes    string `envconfig:"MODEL_RETRY_CODES" default:"Unavailable,DeadlineExceeded,ResourceExhausted"`
 	// RoutingInjection is the legacy executor's switch for writing the routes taken into meta.routing.
 	RoutingInjection switchValue `envconfig:"SELDON_ENABLE_ROUTING_INJECTION" default:"false"`
+	// BatchSize is the most records one model call carries (1: no batching); BatchWait the longest a
+	// record waits for batch-mates.
+	BatchSize int           `envconfig:"MODEL_BATCH_SIZE" default:"1"`
+	BatchWait time.Duration `envconfig:"MODEL_BATCH_WAIT" default:"2ms"`
 
 	// Security: KAFKA_SECURITY_PROTOCOL, the KAFKA_SSL_* and KAFKA_SASL_* variables (see package tls).
 	tls.Env
@@ -89,6 +94,10 @@ type Config struct {
 	// connection errors and timeouts always are. Every other failure is the node's verdict.
 	RetryStatuses []int
 	RetryCodes    []codes.Code
+	// BatchSize is the most records merged into one model call along the batch dimension; 1 is off.
+	// BatchWait is the longest a record waits for batch-mates (see package batch).
+	BatchSize int
+	BatchWait time.Duration
 
 	// Security is the Kafka security material (TLS, SASL), read and checked at start; never nil after
 	// LoadConfig. SecurityReload is how often its files are re-read for a rotation; 0 never.
@@ -203,6 +212,8 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		MaxAttempts:      env.MaxAttempts,
 		BackoffMin:       env.BackoffMin,
 		BackoffMax:       env.BackoffMax,
+		BatchSize:        env.BatchSize,
+		BatchWait:        env.BatchWait,
 		RoutingInjection: bool(env.RoutingInjection),
 		Deployment:       f.Sdep,
 		Namespace:        f.Namespace,
@@ -305,6 +316,9 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	if err := c.loadPredictor(f, env); err != nil {
 		return c, err
 	}
+	if err := c.checkBatching(); err != nil {
+		return c, err
+	}
 	if g := strings.TrimSpace(env.GroupID); g != "" {
 		c.GroupID = g
 	} else {
@@ -355,6 +369,28 @@ func (c *Config) loadPredictor(f Flags, env Env) error {
 		return bad(c.PredictorSource, "%v", err)
 	}
 	c.Graph = g
+	return nil
+}
+
+// checkBatching refuses batch settings that could not work: a batch larger than the records in flight
+// would never fill, and a wait as long as the model's timeout would hold records for nothing.
+func (c *Config) checkBatching() error {
+	switch {
+	case c.BatchSize < 1:
+		return bad("MODEL_BATCH_SIZE", "%d: at least 1 (1 turns batching off)", c.BatchSize)
+	case c.BatchSize > c.Workers:
+		return bad("MODEL_BATCH_SIZE", "%d is more than KAFKA_WORKERS (%d), the records in flight: a batch could never fill",
+			c.BatchSize, c.Workers)
+	case c.BatchWait <= 0:
+		return bad("MODEL_BATCH_WAIT", "must be positive")
+	case c.BatchWait >= c.ModelTimeout:
+		return bad("MODEL_BATCH_WAIT", "%v is not below MODEL_TIMEOUT (%v)", c.BatchWait, c.ModelTimeout)
+	}
+	if c.BatchSize > 1 {
+		if err := batch.Supported(c.Graph); err != nil {
+			return bad("MODEL_BATCH_SIZE", "%v", err)
+		}
+	}
 	return nil
 }
 

@@ -132,6 +132,8 @@ func TestLoadConfigMinimal(t *testing.T) {
 		{"MaxAttempts", c.MaxAttempts, 10},
 		{"BackoffMin", c.BackoffMin, 100 * time.Millisecond},
 		{"BackoffMax", c.BackoffMax, 5 * time.Second},
+		{"BatchSize (1: batching off)", c.BatchSize, 1},
+		{"BatchWait", c.BatchWait, 2 * time.Millisecond},
 		{"HTTPPort", c.HTTPPort, 8000},
 		{"MetricsPath", c.MetricsPath, "/metrics"},
 		{"ShutdownGrace (inside the operator's 20 s pod grace period)", c.ShutdownGrace, 15 * time.Second},
@@ -180,6 +182,16 @@ func TestLoadConfigNamesTheBadSetting(t *testing.T) {
 		{name: "MODEL_BACKOFF_MIN zero", env: map[string]string{"MODEL_BACKOFF_MIN": "0s"}, wantName: "MODEL_BACKOFF_MIN"},
 		{name: "MODEL_BACKOFF_MAX not a duration", env: map[string]string{"MODEL_BACKOFF_MAX": "1 minute"}, wantName: "MODEL_BACKOFF_MAX"},
 		{name: "MODEL_BACKOFF_MAX below MODEL_BACKOFF_MIN", env: map[string]string{"MODEL_BACKOFF_MIN": "2s", "MODEL_BACKOFF_MAX": "1s"}, wantName: "MODEL_BACKOFF_MAX"},
+		{name: "MODEL_BATCH_SIZE zero", env: map[string]string{"MODEL_BATCH_SIZE": "0"}, wantName: "MODEL_BATCH_SIZE"},
+		{name: "MODEL_BATCH_SIZE not a number", env: map[string]string{"MODEL_BATCH_SIZE": "lots"}, wantName: "MODEL_BATCH_SIZE", wantMsg: "not a whole number"},
+		{name: "MODEL_BATCH_SIZE above KAFKA_WORKERS", env: map[string]string{"MODEL_BATCH_SIZE": "64", "KAFKA_WORKERS": "32"}, wantName: "MODEL_BATCH_SIZE", wantMsg: "could never fill"},
+		{name: "MODEL_BATCH_WAIT zero", env: map[string]string{"MODEL_BATCH_WAIT": "0s"}, wantName: "MODEL_BATCH_WAIT"},
+		{name: "MODEL_BATCH_WAIT not a duration", env: map[string]string{"MODEL_BATCH_WAIT": "2"}, wantName: "MODEL_BATCH_WAIT", wantMsg: "not a duration"},
+		{name: "MODEL_BATCH_WAIT as long as MODEL_TIMEOUT", env: map[string]string{"MODEL_BATCH_WAIT": "5s", "MODEL_TIMEOUT": "5s"}, wantName: "MODEL_BATCH_WAIT"},
+		{name: "MODEL_BATCH_SIZE with a graph of two nodes", env: map[string]string{"MODEL_BATCH_SIZE": "8", "ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
+			g["type"] = "TRANSFORMER"
+			g["children"] = []any{map[string]any{"name": "second", "type": "MODEL", "endpoint": map[string]any{"service_host": "localhost", "httpPort": 9001}}}
+		}))}, wantName: "MODEL_BATCH_SIZE", wantMsg: "graph of one model"},
 		{name: "--graceful_timeout zero", args: []string{"--graceful_timeout=0s"}, wantName: "--graceful_timeout"},
 
 		{name: "input topic is the output topic", env: map[string]string{"KAFKA_OUTPUT_TOPIC": "requests"}, wantName: "KAFKA_OUTPUT_TOPIC"},
@@ -294,6 +306,11 @@ func TestLoadConfigAcceptsValidSettings(t *testing.T) {
 			want := []string{"--full_health_checks=false", "--log_work_buffer_size 10000", "KAFKA_FULL_GRAPH (the graph is walked by calling each node's container directly; see the README)"}
 			if !slices.Equal(c.IgnoredFlags, want) {
 				t.Errorf("IgnoredFlags = %q, want %q", c.IgnoredFlags, want)
+			}
+		}},
+		{"batching on for a graph of one model", map[string]string{"MODEL_BATCH_SIZE": "32", "MODEL_BATCH_WAIT": "5ms"}, nil, func(t *testing.T, c Config) {
+			if c.BatchSize != 32 || c.BatchWait != 5*time.Millisecond {
+				t.Errorf("BatchSize %d, BatchWait %v; want 32, 5ms", c.BatchSize, c.BatchWait)
 			}
 		}},
 		{"settings are trimmed and case-folded", map[string]string{"KAFKA_BROKER": " kafka:9092 ", "KAFKA_AUTO_OFFSET_RESET": "Latest"}, []string{"--transport=REST", "--log_level=debug"}, func(t *testing.T, c Config) {

@@ -33,6 +33,10 @@ type metrics struct {
 	nodeReady  *prometheus.GaugeVec     // node
 
 	api *prometheus.CounterVec // transport: http | grpc; outcome: ok | error
+	// With MODEL_BATCH_SIZE > 1: the records each batched model call carried, and the records called
+	// alone, by cause (batch.Cause*).
+	batchSize  prometheus.Histogram
+	batchAlone *prometheus.CounterVec
 	// rotationRefused counts new security material that was not used: librdkafka or the broker refused it.
 	rotationRefused prometheus.Counter
 }
@@ -78,11 +82,17 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "1 when the graph node's container answers its readiness check."}, []string{"node"}),
 		api: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_requests_total",
 			Help: "Requests to the synchronous API, by transport and outcome."}, []string{"transport", "outcome"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "model_batch_size",
+			Help:    "Records carried by each model call the batcher made (1: no batch-mate came within MODEL_BATCH_WAIT).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
+		batchAlone: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "model_batch_alone_total",
+			Help: "Records called alone with batching on, by cause: unmergeable (not of a shape that batches), call_failed (their batch's call failed), answer_mismatch (their batch's answer could not be cut back)."},
+			[]string{"cause"}),
 		rotationRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "security_rotations_refused_total",
 			Help: "Security material changed on disk that was not used: librdkafka or the broker refused it; the current stays."}),
 	}
 	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
-		m.commits, m.commitErr, m.stalls, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused,
+		m.commits, m.commitErr, m.stalls, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused, m.batchSize, m.batchAlone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {
 		m.produced.WithLabelValues(k)
@@ -108,6 +118,14 @@ func (m *metrics) Called(node string, method protocols.Method, d time.Duration, 
 	}
 	m.latency.WithLabelValues(outcome).Observe(d.Seconds())
 	m.nodeCalls.WithLabelValues(node, string(method), outcome).Observe(d.Seconds())
+}
+
+// Batched counts a batched model call (batch.Observer).
+func (m *metrics) Batched(records int) { m.batchSize.Observe(float64(records)) }
+
+// Alone counts records called alone with batching on (batch.Observer).
+func (m *metrics) Alone(cause string, records int) {
+	m.batchAlone.WithLabelValues(cause).Add(float64(records))
 }
 
 // Retried counts a call to be made again after a transient failure (graph.Observer).

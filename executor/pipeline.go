@@ -68,7 +68,7 @@ type pipeline struct {
 	// Set by newPipeline, read-only after.
 	cfg         Config
 	log         *slog.Logger
-	graph       *graph.Walker
+	graph       graphWalker
 	m           *metrics
 	gate        *gate
 	maxHeld     int64         // records in flight at most: consumed and not finished
@@ -110,7 +110,7 @@ type pipeline struct {
 	assignHook func(*ckafka.Consumer, []ckafka.TopicPartition) // tests only: after each assignment
 }
 
-func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, g *graph.Walker, gt *gate, m *metrics) *pipeline {
+func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, g graphWalker, gt *gate, m *metrics) *pipeline {
 	maxHeld := int64(2 * cfg.Workers)
 	if maxHeld < 2 {
 		maxHeld = 2

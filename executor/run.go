@@ -37,7 +37,7 @@ type Executor struct {
 func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	m := newMetrics(cfg.Graph)
 	g := newGate()
-	walker, err := newWalker(cfg, g, m)
+	walker, err := newWalker(cfg, g, m, log)
 	if err != nil {
 		return nil, err
 	}
@@ -78,9 +78,9 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	return e, nil
 }
 
-// newWalker builds the graph's node clients with the model settings.
-func newWalker(cfg Config, g *gate, m *metrics) (*graph.Walker, error) {
-	return graph.New(cfg.Graph, graph.Options{
+// newWalker builds the graph's node clients with the model settings, batched when MODEL_BATCH_SIZE says.
+func newWalker(cfg Config, g *gate, m *metrics, log *slog.Logger) (graphWalker, error) {
+	w, err := graph.New(cfg.Graph, graph.Options{
 		Timeout:          cfg.ModelTimeout,
 		MaxAttempts:      cfg.MaxAttempts,
 		Backoff:          protocols.Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax},
@@ -91,6 +91,10 @@ func newWalker(cfg Config, g *gate, m *metrics) (*graph.Walker, error) {
 		Gate:             g,
 		Observer:         m,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return batched(cfg, w, m, log)
 }
 
 // HealthAddr is the address /live, /ready, the metrics and, over REST, the synchronous API are served on.

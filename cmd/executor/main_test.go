@@ -370,6 +370,19 @@ func TestSIGKILLMidStreamWithAGraphLosesNothing(t *testing.T) {
 	sigkillLosesNothing(t, newStreamTo(t, n, base64.StdEncoding.EncodeToString(b)), n)
 }
 
+func TestSIGKILLMidBatchAndRestartLosesNothing(t *testing.T) {
+	const n = 3000
+	s := newStream(t, n, 2*time.Millisecond)
+	s.env["MODEL_BATCH_SIZE"] = "8"
+	s.env["MODEL_BATCH_WAIT"] = "20ms"
+	sigkillLosesNothing(t, s, n)
+	// Batches were in flight at the kill: fewer model calls than records, restart included.
+	if calls := s.model.Calls(); calls >= n {
+		t.Errorf("%d model calls for %d records: nothing was batched", calls, n)
+	}
+	t.Logf("%d model calls for %d records", s.model.Calls(), n)
+}
+
 // sigkillLosesNothing kills the executor with SIGKILL once a tenth of the stream is committed,
 // restarts it, and checks that every record is answered and that only those answered but not
 // committed at the kill are answered twice.

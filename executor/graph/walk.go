@@ -167,6 +167,21 @@ func (r *record) snapshot() map[string]int32 {
 // Predict walks the graph for one request and returns the answer, encoded for Kafka. A failure is a
 // *NodeError naming the node, or ctx's error when ctx ended first.
 func (w *Walker) Predict(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
+	resp, err := w.Walk(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if w.g.Transport == "grpc" {
+		if err := grpc.Encode(resp); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// Walk is Predict but for the encoding: over gRPC the answer is left decoded (Response.Decoded, no
+// Body), for a caller that takes it apart first (package batch).
+func (w *Walker) Walk(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
 	r := &record{puid: req.Puid, headers: req.Headers}
 	if w.opts.RoutingInjection {
 		r.routes = map[string]int32{}
@@ -182,9 +197,6 @@ func (w *Walker) Predict(ctx context.Context, req *protocols.Request) (*protocol
 	resp := &protocols.Response{Body: out.body, ContentType: out.contentType, ProtoName: out.protoName, Decoded: out.decoded}
 	if w.g.Transport == "grpc" {
 		resp.ContentType = grpc.ContentType
-		if err := grpc.Encode(resp); err != nil {
-			return nil, err
-		}
 	} else if resp.ContentType == "" {
 		resp.ContentType = "application/json"
 	}

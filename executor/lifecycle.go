@@ -149,6 +149,7 @@ func (p *pipeline) swap(ctx context.Context, cr *clientRun, next clients) *clien
 	clear(p.pauseFlag)
 	clear(p.toCommit)
 	p.stall.reset()
+	p.m.lag.Reset()
 	cr = p.startClients()
 	p.draining.Store(false)
 	p.log.Info("reconnected with the new security material", "took", time.Since(started).Round(time.Millisecond).String())

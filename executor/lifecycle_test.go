@@ -63,30 +63,40 @@ func TestShutdownWhileRefusedRecordsWaitForAFullProducerQueue(t *testing.T) {
 	}
 }
 
-// A partition that librdkafka holds and never fetches — here paused behind the pipeline's back at its
-// assignment, the shape of the stalls librdkafka has had around pause, resume and assignment — is found
+// A partition that librdkafka holds and never fetches — here paused behind the pipeline's back once it
+// is serving, the shape of the stalls librdkafka has had around pause, resume and assignment — is found
 // by the stall watch (assigned, records waiting, not read while fetching is on) and restarted: every
 // record is answered, and the stall is counted.
 func TestAStalledPartitionIsFoundAndRestarted(t *testing.T) {
 	h := newHarness(t, "seldon", 4)
-	var once sync.Once
+	consumers := make(chan *ckafka.Consumer, 1)
 	h.prepare = func(e *executor.Executor) {
-		executor.SetAssignHook(e, func(c *ckafka.Consumer, tps []ckafka.TopicPartition) {
-			for _, tp := range tps {
-				if tp.Partition == 2 {
-					once.Do(func() {
-						if err := c.Pause([]ckafka.TopicPartition{tp}); err != nil {
-							t.Errorf("pausing partition 2: %v", err)
-						}
-					})
-				}
+		executor.SetAssignHook(e, func(c *ckafka.Consumer, _ []ckafka.TopicPartition) {
+			select {
+			case consumers <- c:
+			default:
 			}
 		})
 	}
 	s := h.start()
 	const n = 200
 	recs := records("seldon", n)
-	testkit.Produce(t, h.bootstrap, h.in, recs)
+	to := func(part int32, rs []testkit.Record) []testkit.Record {
+		for i := range rs {
+			rs[i].ToPartition = &part
+		}
+		return rs
+	}
+	// Serving: a first record answered on partition 0.
+	testkit.Produce(t, h.bootstrap, h.in, to(0, recs[:1]))
+	testkit.Consume(t, h.bootstrap, h.out, 1, 60*time.Second)
+	c := <-consumers
+	held := int32(2)
+	if err := c.Pause([]ckafka.TopicPartition{{Topic: &h.in, Partition: held}}); err != nil {
+		t.Fatalf("pausing partition %d: %v", held, err)
+	}
+	testkit.Produce(t, h.bootstrap, h.in, to(held, recs[1:n/2]))
+	testkit.Produce(t, h.bootstrap, h.in, to(3, recs[n/2:]))
 
 	answers := testkit.Consume(t, h.bootstrap, h.out, n, 90*time.Second)
 	seen := map[string]bool{}
@@ -97,9 +107,20 @@ func TestAStalledPartitionIsFoundAndRestarted(t *testing.T) {
 		t.Fatalf("%d distinct records answered, want %d", len(seen), n)
 	}
 	if got := metric(t, s, "seldon_kafka_partition_stalls_total"); got < 1 {
-		t.Errorf("partition_stalls_total = %v, want at least 1 (partition 2 was held)", got)
+		t.Errorf("partition_stalls_total = %v, want at least 1 (partition %d was held)", got, held)
 	}
-	h.waitAllCommitted(30 * time.Second)
+	want := testkit.EndOffsets(t, h.bootstrap, h.in)
+	delete(want, 1) // no record: nothing to commit
+	testkit.WaitCommitted(t, h.bootstrap, h.group, h.in, want, 30*time.Second)
+	// Every answer delivered is timed end to end, and the sidecar's own view of the lag is nothing left.
+	if got := metric(t, s, "seldon_kafka_record_latency_seconds_count"); got != n {
+		t.Errorf("record_latency_seconds_count = %v, want %d", got, n)
+	}
+	for _, part := range []int{0, int(held), 3} {
+		if v := metric(t, s, fmt.Sprintf(`seldon_kafka_consumer_lag{partition="%d"}`, part)); v != 0 {
+			t.Errorf("consumer_lag of partition %d = %v after every record was answered", part, v)
+		}
+	}
 }
 
 // Starting is where a partition was once seen assigned and never read. Many short starts of a sidecar

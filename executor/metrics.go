@@ -25,6 +25,8 @@ type metrics struct {
 	commits   prometheus.Counter
 	commitErr prometheus.Counter
 	stalls    prometheus.Counter   // partitions found assigned, with records waiting, and not read (stall.go)
+	lag       *prometheus.GaugeVec // partition: records waiting after the last one read (stall.go)
+	e2e       prometheus.Histogram // record timestamp → its answer or error record delivered
 	ready     *prometheus.GaugeVec // part: model | broker
 
 	// Per graph node: its calls (by method and outcome), the records that failed there, its readiness.
@@ -71,6 +73,12 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Failed offset commits (retried)."}),
 		stalls: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "partition_stalls_total",
 			Help: "Partitions found assigned, with records waiting, and not read while fetching was on; each was restarted."}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_lag",
+			Help: "Records of the input partition after the last one this replica read, from the high watermark of its latest fetch; by partition, for the partitions assigned to it."},
+			[]string{"partition"}),
+		e2e: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "record_latency_seconds",
+			Help:    "From a request record's timestamp to its answer or error record delivered: queueing in Kafka, the graph and the produce.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}}),
 		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "ready",
 			Help: "1 when the part (model: every graph node; broker) is reachable."}, []string{"part"}),
 		nodeCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "node_call_duration_seconds",
@@ -92,7 +100,7 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Security material changed on disk that was not used: librdkafka or the broker refused it; the current stays."}),
 	}
 	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
-		m.commits, m.commitErr, m.stalls, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused, m.batchSize, m.batchAlone,
+		m.commits, m.commitErr, m.stalls, m.lag, m.e2e, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused, m.batchSize, m.batchAlone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {
 		m.produced.WithLabelValues(k)

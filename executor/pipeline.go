@@ -336,6 +336,7 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 			delete(p.assigned, n)
 			delete(p.toCommit, n)
 			p.stall.forget(n)
+			p.m.lag.DeleteLabelValues(strconv.Itoa(int(n)))
 		}
 		p.m.assigned.Set(float64(len(p.assigned)))
 		var err error
@@ -590,6 +591,9 @@ func (p *pipeline) finish(j *job) {
 	}
 	if j.tracked {
 		p.offsets.finish(j.part, j.epoch, j.offset)
+	}
+	if ts := j.in.Timestamp; !ts.IsZero() {
+		p.m.e2e.Observe(time.Since(ts).Seconds())
 	}
 	p.release()
 }

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -65,6 +66,20 @@ func (s *stallWatch) assigned(n int32, now time.Time) {
 
 func (s *stallWatch) forget(n int32) { delete(s.parts, n) }
 
+// recordLag sets the lag gauge of each partition read at least once: librdkafka keeps the high watermark
+// of each fetch, so this costs no request. (A partition not read yet has no position of the sidecar's
+// own; the group's committed lag, as KEDA reads it, covers it.)
+func (p *pipeline) recordLag() {
+	for n, w := range p.stall.parts {
+		if w.next < 0 {
+			continue
+		}
+		if _, high, err := p.consumer.GetWatermarkOffsets(p.cfg.InputTopic, n); err == nil && high >= 0 {
+			p.m.lag.WithLabelValues(strconv.Itoa(int(n))).Set(float64(max(high-w.next, 0)))
+		}
+	}
+}
+
 func (s *stallWatch) reset() { clear(s.parts) }
 
 func (s *stallWatch) idle(now time.Time) { s.lastIdle = now }
@@ -95,10 +110,14 @@ func (p *pipeline) checkStalls(now time.Time) {
 		}
 		break
 	}
-	if p.paused || now.Sub(s.lastCheck) < stallCheckEvery {
+	if now.Sub(s.lastCheck) < stallCheckEvery {
 		return
 	}
 	s.lastCheck = now
+	p.recordLag()
+	if p.paused {
+		return
+	}
 	var ask []suspect
 	for n, w := range s.parts {
 		if !w.asked && now.Sub(w.quietSince) >= stallAfter && s.lastIdle.After(w.quietSince) {

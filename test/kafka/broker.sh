@@ -13,7 +13,7 @@
 #   KAFKA_STATE_DIR  per-run state: server.properties, data/, broker.log, pid,
 #                    bootstrap, env (default: <repo root>/.kafka)
 #   KAFKA_JVM_OPTS   JVM options for the broker (default: -Xms256m -Xmx512m ...)
-#   KAFKA_START_TIMEOUT  seconds to wait for the broker to come up (default 60)
+#   KAFKA_START_TIMEOUT  seconds to wait for the broker to come up (default 120: a busy shared machine needs it)
 #   KAFKA_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL (default 20)
 #   KAFKA_EXTRA_PROPERTIES  more server.properties lines, newline-separated, appended last
 #
@@ -69,7 +69,7 @@ readonly ENV_FILE="${STATE_DIR}/env"
 readonly LOCK_FILE="${STATE_DIR}/lock"
 readonly SEC_DIR="${STATE_DIR}/security"
 
-readonly START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
+readonly START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 readonly STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
 readonly JVM_OPTS="${KAFKA_JVM_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
 # How often start retries with new ports when one was taken in the meantime.

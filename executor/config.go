@@ -19,6 +19,7 @@ import (
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/sdep"
 	"github.com/seldon-kafka/sidecar/tls"
+	"github.com/seldon-kafka/sidecar/tracing"
 )
 
 // Env is the sidecar's environment, as svcOrchSpec.env sets it. The names are the legacy executor's
@@ -44,6 +45,10 @@ type Env struct {
 	RetryCodes    string `envconfig:"MODEL_RETRY_CODES" default:"Unavailable,DeadlineExceeded,ResourceExhausted"`
 	// RoutingInjection is the legacy executor's switch for writing the routes taken into meta.routing.
 	RoutingInjection switchValue `envconfig:"SELDON_ENABLE_ROUTING_INJECTION" default:"false"`
+	// CloudEvents answers plain requests with CloudEvents too; a CloudEvent is always answered with one.
+	CloudEvents switchValue `envconfig:"KAFKA_CLOUDEVENTS" default:"false"`
+	// Tracing is read from the OTEL_* variables and the legacy JAEGER_* ones by package tracing.
+	Tracing tracing.Settings `ignored:"true"`
 
 	// Security: KAFKA_SECURITY_PROTOCOL, the KAFKA_SSL_* and KAFKA_SASL_* variables (see package tls).
 	tls.Env
@@ -80,6 +85,12 @@ type Config struct {
 	// RoutingInjection writes the routes taken into every answer's meta.routing (legacy
 	// SELDON_ENABLE_ROUTING_INJECTION).
 	RoutingInjection bool
+	// CloudEvents answers plain requests with CloudEvents (binary mode) too (KAFKA_CLOUDEVENTS); a
+	// CloudEvent request is answered with one in its own mode whatever this says.
+	CloudEvents bool
+	// Tracing says where spans go and which are sampled (OTEL_*, legacy JAEGER_*); Tracing.Provider
+	// replaces the tracer provider it describes (tests).
+	Tracing tracing.Settings
 
 	ModelTimeout time.Duration
 	MaxAttempts  int
@@ -139,6 +150,15 @@ func loadEnv() (Env, error) {
 		return Env{}, envError(err)
 	}
 	env.Overrides = kafka.OverridesFromEnv(os.Environ())
+	tr, err := tracing.FromEnv()
+	if err != nil {
+		var te *tracing.EnvError
+		if errors.As(err, &te) {
+			return Env{}, &ConfigError{Name: te.Var, Msg: te.Msg}
+		}
+		return Env{}, &ConfigError{Name: "tracing", Msg: err.Error()}
+	}
+	env.Tracing = tr
 	for _, req := range []struct{ name, v string }{
 		{"KAFKA_BROKER", env.Broker}, {"KAFKA_INPUT_TOPIC", env.InputTopic}, {"KAFKA_OUTPUT_TOPIC", env.OutputTopic},
 	} {
@@ -204,6 +224,8 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		BackoffMin:       env.BackoffMin,
 		BackoffMax:       env.BackoffMax,
 		RoutingInjection: bool(env.RoutingInjection),
+		CloudEvents:      bool(env.CloudEvents),
+		Tracing:          env.Tracing,
 		Deployment:       f.Sdep,
 		Namespace:        f.Namespace,
 		Transport:        strings.ToLower(f.Transport),
@@ -315,6 +337,14 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 			}
 		}
 		c.GroupID = c.Predictor.Name + "." + c.Deployment + "." + c.Namespace
+	}
+	if c.CloudEvents {
+		// The events answered are named after the deployment: seldon.<sdep>.<namespace>.response.
+		for _, req := range []struct{ name, v string }{{"--sdep", c.Deployment}, {"--namespace", c.Namespace}} {
+			if req.v == "" {
+				return c, bad(req.name, "required with KAFKA_CLOUDEVENTS=true: the answers' source is seldon.<sdep>.<namespace>")
+			}
+		}
 	}
 	c.ClientID = "seldon-kafka-executor"
 	if c.Deployment != "" {

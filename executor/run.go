@@ -20,6 +20,7 @@ import (
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/tls"
+	"github.com/seldon-kafka/sidecar/tracing"
 )
 
 // Executor is a running sidecar: New connects nothing yet but builds every client and binds the health
@@ -37,20 +38,27 @@ type Executor struct {
 func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	m := newMetrics(cfg.Graph)
 	g := newGate()
-	walker, err := newWalker(cfg, g, m)
+	ed, err := newEdges(cfg, log)
 	if err != nil {
+		return nil, err
+	}
+	walker, err := newWalker(cfg, g, m, ed.tr)
+	if err != nil {
+		_ = ed.close(context.Background())
 		return nil, err
 	}
 	logSecurity(log, cfg)
 	consumer, producer, err := newClients(cfg, cfg.Security)
 	if err != nil {
 		_ = walker.Close()
+		_ = ed.close(context.Background())
 		return nil, err
 	}
 	closeAll := func() {
 		producer.Close()
 		consumer.Close()
 		_ = walker.Close()
+		_ = ed.close(context.Background())
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort)))
 	if err != nil {
@@ -72,6 +80,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		listener: ln,
 		grpcLn:   grpcLn,
 	}
+	e.p.edges = ed
 	if cfg.Security != nil {
 		e.security = tls.NewWatcher(cfg.Security)
 	}
@@ -79,7 +88,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 }
 
 // newWalker builds the graph's node clients with the model settings.
-func newWalker(cfg Config, g *gate, m *metrics) (*graph.Walker, error) {
+func newWalker(cfg Config, g *gate, m *metrics, tr *tracing.Tracer) (*graph.Walker, error) {
 	return graph.New(cfg.Graph, graph.Options{
 		Timeout:          cfg.ModelTimeout,
 		MaxAttempts:      cfg.MaxAttempts,
@@ -90,6 +99,7 @@ func newWalker(cfg Config, g *gate, m *metrics) (*graph.Walker, error) {
 		RoutingInjection: cfg.RoutingInjection,
 		Gate:             g,
 		Observer:         m,
+		Tracer:           tr,
 	})
 }
 
@@ -184,6 +194,11 @@ func (e *Executor) Run(ctx context.Context) error {
 	stopBg()
 	helpers.Wait()
 	_ = p.graph.Close()
+	sctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	if err := p.edges.close(sctx); err != nil {
+		log.Warn("spans not exported at shutdown", "error", err)
+	}
+	cancel()
 	log.Info("stopped", "clean", runErr == nil)
 	return runErr
 }

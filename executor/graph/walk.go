@@ -19,6 +19,7 @@ import (
 	"github.com/seldon-kafka/sidecar/protocols/seldon"
 	"github.com/seldon-kafka/sidecar/protocols/tensorflow"
 	v2 "github.com/seldon-kafka/sidecar/protocols/v2"
+	"github.com/seldon-kafka/sidecar/tracing"
 )
 
 // Options configure a Walker.
@@ -44,6 +45,9 @@ type Options struct {
 	Gate Gate
 	// Observer, when set, is told of every call and retry (metrics).
 	Observer Observer
+	// Tracer, when set, starts a span for every node call (its retries included), a child of the span
+	// in the walk's context, and calls the node with that span's trace context in its headers.
+	Tracer *tracing.Tracer
 }
 
 // Gate holds calls while the graph is not ready, so that a node that is down costs waiting, not retries.
@@ -325,7 +329,11 @@ func (w *Walker) call(ctx context.Context, r *record, n *Node, method protocols.
 			return message{}, &NodeError{Node: n.Name, Method: method, Err: protocols.AsCallError(err)}
 		}
 	}
-	resp, err := w.invoke(ctx, n, method, m.asRequest(r))
+	ctx, span := w.opts.Tracer.StartCall(ctx, n.Name, string(method))
+	req := m.asRequest(r)
+	req.Headers = w.opts.Tracer.NodeHeaders(ctx, req.Headers)
+	resp, err := w.invoke(ctx, n, method, req)
+	tracing.End(span, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return message{}, ctx.Err()
@@ -371,6 +379,7 @@ func (w *Walker) invoke(ctx context.Context, n *Node, method protocols.Method, r
 		if w.opts.Observer != nil {
 			w.opts.Observer.Retried(n.Name, method)
 		}
+		tracing.Retried(ctx, attempt, ce)
 		t := time.NewTimer(w.opts.Backoff.Delay(attempt))
 		select {
 		case <-t.C:

@@ -35,6 +35,8 @@ type harness struct {
 	transport  string // rest when empty
 	partitions int
 	env        map[string]string
+	// configure, when set, changes the configuration read from env before the sidecar is built.
+	configure func(*executor.Config)
 }
 
 func newHarness(t *testing.T, protocol string, partitions int) *harness {
@@ -125,6 +127,9 @@ func (h *harness) start() *sidecar {
 	cfg, err := executor.LoadConfig(h.args())
 	if err != nil {
 		h.t.Fatalf("config: %v", err)
+	}
+	if h.configure != nil {
+		h.configure(&cfg)
 	}
 	level := slog.LevelWarn
 	if os.Getenv("SIDECAR_TEST_LOG") != "" {

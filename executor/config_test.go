@@ -217,6 +217,13 @@ func TestLoadConfigNamesTheBadSetting(t *testing.T) {
 
 		{name: "no --sdep for the default group", args: []string{"--sdep="}, wantName: "--sdep"},
 		{name: "no --namespace for the default group", args: []string{"--namespace="}, wantName: "--namespace"},
+
+		{name: "KAFKA_CLOUDEVENTS not a switch", env: map[string]string{"KAFKA_CLOUDEVENTS": "binary"}, wantName: "KAFKA_CLOUDEVENTS"},
+		{name: "KAFKA_CLOUDEVENTS without --sdep to name the events", env: map[string]string{"KAFKA_CLOUDEVENTS": "true", "KAFKA_GROUP_ID": "g"},
+			args: []string{"--sdep="}, wantName: "--sdep", wantMsg: "seldon.<sdep>.<namespace>"},
+		{name: "an OTLP endpoint that is no URL", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, wantName: "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{name: "a legacy sampler parameter that is no number", env: map[string]string{"JAEGER_SAMPLER_TYPE": "probabilistic", "JAEGER_SAMPLER_PARAM": "half"},
+			wantName: "JAEGER_SAMPLER_PARAM"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

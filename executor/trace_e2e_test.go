@@ -1,9 +1,12 @@
 package executor_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +87,7 @@ func TestATracedRecordContinuesItsTraceThroughEveryNodeAndOntoItsAnswer(t *testi
 	b, _ := json.Marshal(map[string]any{"name": "default", "graph": root})
 	h.env["ENGINE_PREDICTOR"] = base64.StdEncoding.EncodeToString(b)
 	rec := h.withSpanRecorder()
-	h.start()
+	s := h.start()
 
 	const (
 		tid, sid   = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
@@ -180,6 +183,28 @@ func TestATracedRecordContinuesItsTraceThroughEveryNodeAndOntoItsAnswer(t *testi
 	rs = spansOf(t, rec, "ce-traced", 3)
 	if rs.record.SpanContext().TraceID().String() != tid3 || rs.record.Parent().SpanID().String() != sid3 {
 		t.Errorf("CloudEvent's trace not continued: span %v, parent %v", rs.record.SpanContext(), rs.record.Parent())
+	}
+
+	// The synchronous API continues its caller's trace to the nodes the same way.
+	const tid4 = "22223333444455556666777788889999"
+	hreq, err := http.NewRequest(http.MethodPost, "http://"+s.health+"/api/v1.0/predictions", bytes.NewReader(request("seldon", 5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Seldon-Puid", "sync")
+	hreq.Header.Set("traceparent", traceparent(tid4, sid))
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("synchronous API: HTTP %d", resp.StatusCode)
+	}
+	if got := h.model.Traceparent("sync"); !strings.HasPrefix(got, "00-"+tid4+"-") || strings.Contains(got, sid) {
+		t.Errorf("over the synchronous API the model saw %q, want a call of trace %s", got, tid4)
 	}
 	h.waitAllCommitted(30 * time.Second)
 }

@@ -259,7 +259,7 @@ func (p Producer) write(m Mode, typ, id string, now time.Time, contentType strin
 	if err := ev.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("writing a %s event: %s", typ, describe(err))
 	}
-	hs = withoutHeader(hs, HeaderContentType)
+	hs = kafka.WithoutHeader(hs, HeaderContentType)
 	if m == Binary {
 		hs = append(hs,
 			ckafka.Header{Key: HeaderPrefix + "specversion", Value: []byte(SpecVersion)},
@@ -298,15 +298,4 @@ func embedsJSON(contentType string) bool {
 		return true
 	}
 	return false
-}
-
-// withoutHeader drops every header named key, in any case.
-func withoutHeader(hs []ckafka.Header, key string) []ckafka.Header {
-	out := hs[:0:0]
-	for _, h := range hs {
-		if !strings.EqualFold(h.Key, key) {
-			out = append(out, h)
-		}
-	}
-	return out
 }

@@ -3,6 +3,9 @@ package tracing
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -200,5 +203,45 @@ func TestWithoutAnEndpointTheTraceContextPassesUnchanged(t *testing.T) {
 	}
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		t.Error("a span context without a tracer provider")
+	}
+}
+
+func TestWithAnEndpointSpansAreExportedOverOTLP(t *testing.T) {
+	got := make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if len(body) > 0 {
+			got <- r.Method + " " + r.URL.Path + " " + r.Header.Get("Content-Type")
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	s, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Export {
+		t.Fatal("an endpoint is set and nothing is to be exported")
+	}
+	tr, err := New(context.Background(), s, Deployment{Name: "iris", Namespace: "ns", Predictor: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.StartRecord(context.Background(), &KafkaCarrier{}, Record{Topic: "in"})
+	if !span.IsRecording() {
+		t.Fatal("the span is not recorded")
+	}
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	select {
+	case req := <-got:
+		if req != "POST /v1/traces application/x-protobuf" {
+			t.Errorf("the collector got %q", req)
+		}
+	default:
+		t.Fatal("the collector got no spans by the end of Shutdown")
 	}
 }

@@ -297,8 +297,8 @@ func TestLoadConfigAcceptsValidSettings(t *testing.T) {
 				t.Errorf("CommitInterval = %v, want positive: delivered offsets are committed on the interval", c.CommitInterval)
 			}
 		}},
-		{"legacy flags and KAFKA_FULL_GRAPH are reported as ignored", map[string]string{"KAFKA_FULL_GRAPH": "true"}, []string{"--full_health_checks=false", "--log_work_buffer_size", "10000"}, func(t *testing.T, c Config) {
-			want := []string{"--full_health_checks=false", "--log_work_buffer_size 10000", "KAFKA_FULL_GRAPH (the graph is walked by calling each node's container directly; see the README)"}
+		{"legacy flags and KAFKA_FULL_GRAPH are reported as ignored", map[string]string{"KAFKA_FULL_GRAPH": "true"}, []string{"--full_health_checks=false", "--shutdown_delay", "5s"}, func(t *testing.T, c Config) {
+			want := []string{"--full_health_checks=false", "--shutdown_delay 5s", "KAFKA_FULL_GRAPH (the graph is walked by calling each node's container directly; see the README)"}
 			if !slices.Equal(c.IgnoredFlags, want) {
 				t.Errorf("IgnoredFlags = %q, want %q", c.IgnoredFlags, want)
 			}

@@ -37,6 +37,8 @@ type harness struct {
 	env        map[string]string
 	// configure, when set, changes the configuration read from env before the sidecar is built.
 	configure func(*executor.Config)
+	// extraArgs follow the operator's arguments.
+	extraArgs []string
 }
 
 func newHarness(t *testing.T, protocol string, partitions int) *harness {
@@ -105,9 +107,9 @@ func (h *harness) args() []string {
 	if transport == "" {
 		transport = "rest"
 	}
-	return []string{"--server_type=kafka", "--sdep=iris", "--namespace=test", "--predictor=default",
+	return append([]string{"--server_type=kafka", "--sdep=iris", "--namespace=test", "--predictor=default",
 		"--protocol=" + h.protocol, "--transport=" + transport, "--http_port=0", "--grpc_port=0", "--graceful_timeout=20s",
-		"--log_level=WARN"}
+		"--log_level=WARN"}, h.extraArgs...)
 }
 
 // sidecar is an executor running in this process.

@@ -12,17 +12,23 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/seldon-kafka/sidecar/cloudevents"
+	"github.com/seldon-kafka/sidecar/payloadlog"
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/tracing"
 )
 
 // edges are the header codecs at the two ends of the data path: a record's CloudEvent and trace
 // context are read when it is served, and written on the answer or error record produced for it.
-// The data path itself (graph walk, produce, commit) sees a plain request and a plain answer.
+// The data path itself (graph walk, produce, commit) sees a plain request and a plain answer. The
+// payload logger, which the walk feeds, lives here too: like the spans it watches the data path and
+// never holds it.
 type edges struct {
-	tr     *tracing.Tracer
-	events cloudevents.Producer
+	tr       *tracing.Tracer
+	payloads *payloadlog.Logger // nil when no graph node has a logger
+	events   cloudevents.Producer
 	// always answers plain requests with CloudEvents too (KAFKA_CLOUDEVENTS), in binary mode.
 	always bool
 	input  string
@@ -36,7 +42,7 @@ type recordEdge struct {
 	produce trace.Span       // the span of the record being produced for it
 }
 
-func newEdges(cfg Config, log *slog.Logger) (*edges, error) {
+func newEdges(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*edges, error) {
 	tr, err := tracing.New(context.Background(), cfg.Tracing,
 		tracing.Deployment{Name: cfg.Deployment, Namespace: cfg.Namespace, Predictor: cfg.Predictor.Name})
 	if err != nil {
@@ -46,8 +52,24 @@ func newEdges(cfg Config, log *slog.Logger) (*edges, error) {
 		log.Warn("tracing: legacy setting not carried over", "note", note)
 	}
 	log.Info("tracing", "mode", tr.Describe)
-	return &edges{tr: tr, events: cloudevents.NewProducer(cfg.Deployment, cfg.Namespace),
-		always: cfg.CloudEvents, input: cfg.InputTopic, group: cfg.GroupID}, nil
+	e := &edges{tr: tr, events: cloudevents.NewProducer(cfg.Deployment, cfg.Namespace),
+		always: cfg.CloudEvents, input: cfg.InputTopic, group: cfg.GroupID}
+	if cfg.PayloadLog != nil {
+		s := *cfg.PayloadLog
+		if cfg.Security != nil {
+			s.KafkaSecurity = cfg.Security.Properties()
+		}
+		if e.payloads, err = payloadlog.New(s, reg, log); err != nil {
+			_ = tr.Shutdown(context.Background())
+			return nil, err
+		}
+		dest := "the nodes' logger URLs"
+		if s.KafkaBroker != "" {
+			dest = "Kafka topic " + s.KafkaTopic + " at " + s.KafkaBroker
+		}
+		log.Info("payload logging", "to", dest, "workers", s.Workers, "buffer", s.Buffer, "timeout", s.Timeout)
+	}
+	return e, nil
 }
 
 // tracer is the tracer of the spans; nil (no spans) without edges.
@@ -58,11 +80,12 @@ func (e *edges) tracer() *tracing.Tracer {
 	return e.tr
 }
 
-// close sends the spans still buffered.
+// close sends the payload log messages and spans still buffered, within ctx.
 func (e *edges) close(ctx context.Context) error {
 	if e == nil {
 		return nil
 	}
+	e.payloads.Close(ctx)
 	return e.tr.Shutdown(ctx)
 }
 

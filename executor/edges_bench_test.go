@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/tracing"
@@ -36,7 +37,7 @@ func BenchmarkEdges(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg := Config{Deployment: "iris", Namespace: "ns", InputTopic: "in", GroupID: "g", Tracing: settings}
-	e, err := newEdges(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e, err := newEdges(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

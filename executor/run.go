@@ -20,7 +20,6 @@ import (
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/tls"
-	"github.com/seldon-kafka/sidecar/tracing"
 )
 
 // Executor is a running sidecar: New connects nothing yet but builds every client and binds the health
@@ -38,11 +37,11 @@ type Executor struct {
 func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	m := newMetrics(cfg.Graph)
 	g := newGate()
-	ed, err := newEdges(cfg, log)
+	ed, err := newEdges(cfg, log, m.reg)
 	if err != nil {
 		return nil, err
 	}
-	walker, err := newWalker(cfg, g, m, ed.tr)
+	walker, err := newWalker(cfg, g, m, ed)
 	if err != nil {
 		_ = ed.close(context.Background())
 		return nil, err
@@ -88,7 +87,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 }
 
 // newWalker builds the graph's node clients with the model settings.
-func newWalker(cfg Config, g *gate, m *metrics, tr *tracing.Tracer) (*graph.Walker, error) {
+func newWalker(cfg Config, g *gate, m *metrics, ed *edges) (*graph.Walker, error) {
 	return graph.New(cfg.Graph, graph.Options{
 		Timeout:          cfg.ModelTimeout,
 		MaxAttempts:      cfg.MaxAttempts,
@@ -99,7 +98,8 @@ func newWalker(cfg Config, g *gate, m *metrics, tr *tracing.Tracer) (*graph.Walk
 		RoutingInjection: cfg.RoutingInjection,
 		Gate:             g,
 		Observer:         m,
-		Tracer:           tr,
+		Tracer:           ed.tr,
+		Payloads:         ed.payloads,
 	})
 }
 

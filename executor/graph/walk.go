@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/seldon-kafka/sidecar/payloadlog"
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/protocols/grpc"
 	"github.com/seldon-kafka/sidecar/protocols/rest"
@@ -45,6 +46,8 @@ type Options struct {
 	Gate Gate
 	// Observer, when set, is told of every call and retry (metrics).
 	Observer Observer
+	// Payloads, when set, is given what each node with a logger receives and answers (payload logging).
+	Payloads *payloadlog.Logger
 	// Tracer, when set, starts a span for every node call (its retries included), a child of the span
 	// in the walk's context, and calls the node with that span's trace context in its headers.
 	Tracer *tracing.Tracer
@@ -199,6 +202,7 @@ func (w *Walker) Predict(ctx context.Context, req *protocols.Request) (*protocol
 // to the children a router picks (all by default, in parallel), combine their answers, transform the
 // output, and write the routes taken into the answer when asked.
 func (w *Walker) walk(ctx context.Context, r *record, n *Node, m message) (message, error) {
+	w.logPayload(n, payloadlog.Request, r, m)
 	var err error
 	if n.In != "" {
 		if m, err = w.call(ctx, r, n, n.In, m, true); err != nil {
@@ -216,6 +220,7 @@ func (w *Walker) walk(ctx context.Context, r *record, n *Node, m message) (messa
 			return message{}, err
 		}
 	}
+	w.logPayload(n, payloadlog.Response, r, m)
 	if r.routes != nil {
 		m = w.g.inject(m, r.snapshot())
 		if m.decoded != nil {
@@ -223,6 +228,33 @@ func (w *Walker) walk(ctx context.Context, r *record, n *Node, m message) (messa
 		}
 	}
 	return m, nil
+}
+
+// logPayload hands what a node with a logger receives or answers to the payload logger, as the legacy
+// executor logs it: the node's input on the way in, its answer on the way out.
+func (w *Walker) logPayload(n *Node, kind payloadlog.Kind, r *record, m message) {
+	if w.opts.Payloads == nil || n.Logger == nil || !payloadlog.Wants(n.Logger.Mode, kind) {
+		return
+	}
+	body, ct := m.body, m.contentType
+	if body == nil && m.decoded != nil {
+		var err error
+		if body, err = (proto.MarshalOptions{Deterministic: true}).Marshal(m.decoded); err != nil {
+			return // the walk reports an unencodable message itself
+		}
+		ct = grpc.ContentType
+	}
+	if ct == "" { // as the node's client sends it
+		ct = "application/json"
+		if w.g.Transport == "grpc" {
+			ct = grpc.ContentType
+		}
+	}
+	url := ""
+	if n.Logger.URL != nil {
+		url = *n.Logger.URL
+	}
+	w.opts.Payloads.Log(url, kind, n.Name, r.puid, body, ct)
 }
 
 func (w *Walker) children(ctx context.Context, r *record, n *Node, m message) (message, error) {

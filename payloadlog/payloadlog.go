@@ -74,11 +74,11 @@ type Logger struct {
 	workers  sync.WaitGroup
 	reports  sync.WaitGroup
 	closed   atomic.Bool
-	abandon  atomic.Bool  // shutting down past the deadline: what is queued is dropped
+	abandon  atomic.Bool // shutting down past the deadline: what is queued is dropped
 	// stop ends the sends in progress when the shutdown deadline passes.
 	stopCtx context.Context
 	stop    context.CancelFunc
-	mu       sync.RWMutex // guards sending on queue against its close
+	mu      sync.RWMutex // guards sending on queue against its close
 
 	sent    prometheus.Counter
 	dropped *prometheus.CounterVec // reason: queue_full | failed

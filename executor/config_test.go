@@ -222,6 +222,15 @@ func TestLoadConfigNamesTheBadSetting(t *testing.T) {
 		{name: "KAFKA_CLOUDEVENTS without --sdep to name the events", env: map[string]string{"KAFKA_CLOUDEVENTS": "true", "KAFKA_GROUP_ID": "g"},
 			args: []string{"--sdep="}, wantName: "--sdep", wantMsg: "seldon.<sdep>.<namespace>"},
 		{name: "an OTLP endpoint that is no URL", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, wantName: "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{name: "a node's logger with nowhere to send", env: map[string]string{"ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
+			g["logger"] = map[string]any{"mode": "all"}
+		}))}, wantName: "ENGINE_PREDICTOR", wantMsg: "REQUEST_LOGGER_DEFAULT_ENDPOINT"},
+		{name: "a node's logger url that is no URL", env: map[string]string{"ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
+			g["logger"] = map[string]any{"url": "logger:8080"}
+		}))}, wantName: "ENGINE_PREDICTOR", wantMsg: `graph node "classifier": logger url`},
+		{name: "no payload logger worker", env: map[string]string{"REQUEST_LOGGER_DEFAULT_ENDPOINT": "http://l", "ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
+			g["logger"] = map[string]any{"mode": "request"}
+		}))}, args: []string{"--logger_workers=0"}, wantName: "--logger_workers"},
 		{name: "a legacy sampler parameter that is no number", env: map[string]string{"JAEGER_SAMPLER_TYPE": "probabilistic", "JAEGER_SAMPLER_PARAM": "half"},
 			wantName: "JAEGER_SAMPLER_PARAM"},
 	}

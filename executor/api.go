@@ -21,6 +21,7 @@ import (
 	"github.com/seldon-kafka/sidecar/protocols/seldon/seldonpb"
 	"github.com/seldon-kafka/sidecar/protocols/tensorflow/tfpb"
 	"github.com/seldon-kafka/sidecar/protocols/v2/v2pb"
+	"github.com/seldon-kafka/sidecar/tracing"
 )
 
 // The synchronous API the legacy executor served beside Kafka: a request made over HTTP (on
@@ -49,7 +50,9 @@ func newAPI(p *pipeline) *api {
 }
 
 // serve walks the graph for one request.
-func (a *api) serve(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
+func (a *api) serve(ctx context.Context, req *protocols.Request) (resp *protocols.Response, err error) {
+	ctx, span := a.p.edges.tracer().StartRequest(ctx, req.Headers, a.p.cfg.Transport)
+	defer func() { tracing.End(span, err) }()
 	select {
 	case a.slots <- struct{}{}:
 		defer func() { <-a.slots }()

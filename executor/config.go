@@ -3,9 +3,11 @@
 package executor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -17,9 +19,11 @@ import (
 	"github.com/seldon-kafka/sidecar/executor/batch"
 	"github.com/seldon-kafka/sidecar/executor/graph"
 	"github.com/seldon-kafka/sidecar/kafka"
+	"github.com/seldon-kafka/sidecar/payloadlog"
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/sdep"
 	"github.com/seldon-kafka/sidecar/tls"
+	"github.com/seldon-kafka/sidecar/tracing"
 )
 
 // Env is the sidecar's environment, as svcOrchSpec.env sets it. The names are the legacy executor's
@@ -49,6 +53,14 @@ type Env struct {
 	// record waits for batch-mates.
 	BatchSize int           `envconfig:"MODEL_BATCH_SIZE" default:"1"`
 	BatchWait time.Duration `envconfig:"MODEL_BATCH_WAIT" default:"2ms"`
+	// CloudEvents answers plain requests with CloudEvents too; a CloudEvent is always answered with one.
+	CloudEvents switchValue `envconfig:"KAFKA_CLOUDEVENTS" default:"false"`
+	// Tracing is read from the OTEL_* variables and the legacy JAEGER_* ones by package tracing.
+	Tracing tracing.Settings `ignored:"true"`
+	// The payload logger's destinations, as the operator and the legacy executor name them.
+	LoggerDefaultURL  string `envconfig:"REQUEST_LOGGER_DEFAULT_ENDPOINT"`
+	LoggerKafkaBroker string `envconfig:"LOGGER_KAFKA_BROKER"`
+	LoggerKafkaTopic  string `envconfig:"LOGGER_KAFKA_TOPIC"`
 
 	// Security: KAFKA_SECURITY_PROTOCOL, the KAFKA_SSL_* and KAFKA_SASL_* variables (see package tls).
 	tls.Env
@@ -85,6 +97,15 @@ type Config struct {
 	// RoutingInjection writes the routes taken into every answer's meta.routing (legacy
 	// SELDON_ENABLE_ROUTING_INJECTION).
 	RoutingInjection bool
+	// CloudEvents answers plain requests with CloudEvents (binary mode) too (KAFKA_CLOUDEVENTS); a
+	// CloudEvent request is answered with one in its own mode whatever this says.
+	CloudEvents bool
+	// Tracing says where spans go and which are sampled (OTEL_*, legacy JAEGER_*); Tracing.Provider
+	// replaces the tracer provider it describes (tests).
+	Tracing tracing.Settings
+	// PayloadLog configures the payload logger of the graph nodes with a logger; nil when none has one.
+	// Its KafkaSecurity is filled from Security when the logger is built.
+	PayloadLog *payloadlog.Settings
 
 	ModelTimeout time.Duration
 	MaxAttempts  int
@@ -148,6 +169,15 @@ func loadEnv() (Env, error) {
 		return Env{}, envError(err)
 	}
 	env.Overrides = kafka.OverridesFromEnv(os.Environ())
+	tr, err := tracing.FromEnv()
+	if err != nil {
+		var te *tracing.EnvError
+		if errors.As(err, &te) {
+			return Env{}, &ConfigError{Name: te.Var, Msg: te.Msg}
+		}
+		return Env{}, &ConfigError{Name: "tracing", Msg: err.Error()}
+	}
+	env.Tracing = tr
 	for _, req := range []struct{ name, v string }{
 		{"KAFKA_BROKER", env.Broker}, {"KAFKA_INPUT_TOPIC", env.InputTopic}, {"KAFKA_OUTPUT_TOPIC", env.OutputTopic},
 	} {
@@ -215,6 +245,8 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		BatchSize:        env.BatchSize,
 		BatchWait:        env.BatchWait,
 		RoutingInjection: bool(env.RoutingInjection),
+		CloudEvents:      bool(env.CloudEvents),
+		Tracing:          env.Tracing,
 		Deployment:       f.Sdep,
 		Namespace:        f.Namespace,
 		Transport:        strings.ToLower(f.Transport),
@@ -330,6 +362,17 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		}
 		c.GroupID = c.Predictor.Name + "." + c.Deployment + "." + c.Namespace
 	}
+	if err := c.loadPayloadLog(f, env); err != nil {
+		return c, err
+	}
+	if c.CloudEvents {
+		// The events answered are named after the deployment: seldon.<sdep>.<namespace>.response.
+		for _, req := range []struct{ name, v string }{{"--sdep", c.Deployment}, {"--namespace", c.Namespace}} {
+			if req.v == "" {
+				return c, bad(req.name, "required with KAFKA_CLOUDEVENTS=true: the answers' source is seldon.<sdep>.<namespace>")
+			}
+		}
+	}
 	c.ClientID = "seldon-kafka-executor"
 	if c.Deployment != "" {
 		c.ClientID = c.Deployment + "-" + c.Predictor.Name + "-executor"
@@ -392,6 +435,63 @@ func (c *Config) checkBatching() error {
 		}
 	}
 	return nil
+}
+
+// loadPayloadLog reads the payload logger's settings when a graph node has a logger: the legacy
+// executor's flags and variables, checked.
+func (c *Config) loadPayloadLog(f Flags, env Env) error {
+	var loggers []*graph.Node
+	for _, n := range c.Graph.Nodes {
+		if n.Logger != nil {
+			loggers = append(loggers, n)
+		}
+	}
+	if len(loggers) == 0 {
+		return nil
+	}
+	s := &payloadlog.Settings{
+		DefaultURL:  strings.TrimSpace(env.LoggerDefaultURL),
+		KafkaBroker: cmp.Or(strings.TrimSpace(f.LogKafkaBroker), strings.TrimSpace(env.LoggerKafkaBroker)),
+		KafkaTopic:  cmp.Or(strings.TrimSpace(f.LogKafkaTopic), strings.TrimSpace(env.LoggerKafkaTopic)),
+		Workers:     f.LoggerWorkers,
+		Buffer:      f.LogWorkBufferSize,
+		Timeout:     time.Duration(f.LogWriteTimeoutMs) * time.Millisecond,
+		Source:      "http://localhost:" + strconv.Itoa(c.HTTPPort) + "/",
+		Deployment:  c.Deployment, Namespace: c.Namespace, Predictor: c.Predictor.Name, Protocol: string(c.Protocol),
+	}
+	switch {
+	case s.Workers < 1:
+		return bad("--logger_workers", "%d: at least 1", s.Workers)
+	case s.Buffer < 1:
+		return bad("--log_work_buffer_size", "%d: at least 1", s.Buffer)
+	case s.Timeout <= 0:
+		return bad("--log_write_timeout_ms", "%d: must be positive", f.LogWriteTimeoutMs)
+	}
+	if s.KafkaTopic != "" {
+		if err := validTopic("LOGGER_KAFKA_TOPIC", s.KafkaTopic); err != nil {
+			return err
+		}
+	}
+	if s.KafkaBroker == "" {
+		if s.DefaultURL != "" && !httpURL(s.DefaultURL) {
+			return bad("REQUEST_LOGGER_DEFAULT_ENDPOINT", "%q: want an http:// or https:// URL", s.DefaultURL)
+		}
+		for _, n := range loggers {
+			switch {
+			case n.Logger.URL != nil && !httpURL(*n.Logger.URL):
+				return bad(c.PredictorSource, "graph node %q: logger url %q: want an http:// or https:// URL", n.Name, *n.Logger.URL)
+			case n.Logger.URL == nil && s.DefaultURL == "":
+				return bad(c.PredictorSource, "graph node %q: its logger has no url, and neither REQUEST_LOGGER_DEFAULT_ENDPOINT nor LOGGER_KAFKA_BROKER says where payloads go", n.Name)
+			}
+		}
+	}
+	c.PayloadLog = s
+	return nil
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // loadSecurity reads and checks the TLS and SASL material and the librdkafka overrides.

@@ -229,6 +229,22 @@ func TestLoadConfigNamesTheBadSetting(t *testing.T) {
 
 		{name: "no --sdep for the default group", args: []string{"--sdep="}, wantName: "--sdep"},
 		{name: "no --namespace for the default group", args: []string{"--namespace="}, wantName: "--namespace"},
+
+		{name: "KAFKA_CLOUDEVENTS not a switch", env: map[string]string{"KAFKA_CLOUDEVENTS": "binary"}, wantName: "KAFKA_CLOUDEVENTS"},
+		{name: "KAFKA_CLOUDEVENTS without --sdep to name the events", env: map[string]string{"KAFKA_CLOUDEVENTS": "true", "KAFKA_GROUP_ID": "g"},
+			args: []string{"--sdep="}, wantName: "--sdep", wantMsg: "seldon.<sdep>.<namespace>"},
+		{name: "an OTLP endpoint that is no URL", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, wantName: "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{name: "a node's logger with nowhere to send", env: map[string]string{"ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
+			g["logger"] = map[string]any{"mode": "all"}
+		}))}, wantName: "ENGINE_PREDICTOR", wantMsg: "REQUEST_LOGGER_DEFAULT_ENDPOINT"},
+		{name: "a node's logger url that is no URL", env: map[string]string{"ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
+			g["logger"] = map[string]any{"url": "logger:8080"}
+		}))}, wantName: "ENGINE_PREDICTOR", wantMsg: `graph node "classifier": logger url`},
+		{name: "no payload logger worker", env: map[string]string{"REQUEST_LOGGER_DEFAULT_ENDPOINT": "http://l", "ENGINE_PREDICTOR": b64(t, withGraph("default", func(g map[string]any) {
+			g["logger"] = map[string]any{"mode": "request"}
+		}))}, args: []string{"--logger_workers=0"}, wantName: "--logger_workers"},
+		{name: "a legacy sampler parameter that is no number", env: map[string]string{"JAEGER_SAMPLER_TYPE": "probabilistic", "JAEGER_SAMPLER_PARAM": "half"},
+			wantName: "JAEGER_SAMPLER_PARAM"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -302,8 +318,8 @@ func TestLoadConfigAcceptsValidSettings(t *testing.T) {
 				t.Errorf("CommitInterval = %v, want positive: delivered offsets are committed on the interval", c.CommitInterval)
 			}
 		}},
-		{"legacy flags and KAFKA_FULL_GRAPH are reported as ignored", map[string]string{"KAFKA_FULL_GRAPH": "true"}, []string{"--full_health_checks=false", "--log_work_buffer_size", "10000"}, func(t *testing.T, c Config) {
-			want := []string{"--full_health_checks=false", "--log_work_buffer_size 10000", "KAFKA_FULL_GRAPH (the graph is walked by calling each node's container directly; see the README)"}
+		{"legacy flags and KAFKA_FULL_GRAPH are reported as ignored", map[string]string{"KAFKA_FULL_GRAPH": "true"}, []string{"--full_health_checks=false", "--shutdown_delay", "5s"}, func(t *testing.T, c Config) {
+			want := []string{"--full_health_checks=false", "--shutdown_delay 5s", "KAFKA_FULL_GRAPH (the graph is walked by calling each node's container directly; see the README)"}
 			if !slices.Equal(c.IgnoredFlags, want) {
 				t.Errorf("IgnoredFlags = %q, want %q", c.IgnoredFlags, want)
 			}

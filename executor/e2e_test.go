@@ -37,6 +37,10 @@ type harness struct {
 	env        map[string]string
 	grace      string                   // --graceful_timeout; 20s when empty
 	prepare    func(*executor.Executor) // called before Run, when set
+	// configure, when set, changes the configuration read from env before the sidecar is built.
+	configure func(*executor.Config)
+	// extraArgs follow the operator's arguments.
+	extraArgs []string
 }
 
 func newHarness(t *testing.T, protocol string, partitions int) *harness {
@@ -109,9 +113,9 @@ func (h *harness) args() []string {
 	if grace == "" {
 		grace = "20s"
 	}
-	return []string{"--server_type=kafka", "--sdep=iris", "--namespace=test", "--predictor=default",
+	return append([]string{"--server_type=kafka", "--sdep=iris", "--namespace=test", "--predictor=default",
 		"--protocol=" + h.protocol, "--transport=" + transport, "--http_port=0", "--grpc_port=0", "--graceful_timeout=" + grace,
-		"--log_level=WARN"}
+		"--log_level=WARN"}, h.extraArgs...)
 }
 
 // sidecar is an executor running in this process.
@@ -159,6 +163,9 @@ func (h *harness) start() *sidecar {
 	cfg, err := h.config()
 	if err != nil {
 		h.t.Fatalf("config: %v", err)
+	}
+	if h.configure != nil {
+		h.configure(&cfg)
 	}
 	level := slog.LevelWarn
 	if os.Getenv("SIDECAR_TEST_LOG") != "" {

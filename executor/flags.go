@@ -27,7 +27,23 @@ type Flags struct {
 	PrometheusPath  string
 	// Version is --version: print the build's version and exit (cmd/executor does).
 	Version bool
+
+	// The payload logger of graph nodes with a logger, as the legacy executor's flags set it: how many
+	// messages are sent at once, how many wait, the bound of one delivery, and a Kafka broker and topic
+	// that take every message instead of the nodes' logger URLs.
+	LoggerWorkers     int
+	LogWorkBufferSize int
+	LogWriteTimeoutMs int
+	LogKafkaBroker    string
+	LogKafkaTopic     string
 }
+
+// The legacy executor's defaults for the payload logger's flags.
+const (
+	DefaultLoggerWorkers     = 10
+	DefaultLogWorkBufferSize = 10000
+	DefaultLogWriteTimeoutMs = 2000
+)
 
 func (f *Flags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.ServerType, "server_type", "kafka", "the executor's server type; only kafka is served")
@@ -44,6 +60,11 @@ func (f *Flags) define(fs *flag.FlagSet) {
 	fs.Var((*seconds)(&f.GracefulTimeout), "graceful_timeout", "how long SIGTERM may take: finish in-flight records, flush, commit (a duration, or whole seconds)")
 	fs.StringVar(&f.PrometheusPath, "prometheus_path", "/metrics", "path of the Prometheus metrics")
 	fs.BoolVar(&f.Version, "version", false, "print the version and exit")
+	fs.IntVar(&f.LoggerWorkers, "logger_workers", DefaultLoggerWorkers, "payload logger: messages sent at once")
+	fs.IntVar(&f.LogWorkBufferSize, "log_work_buffer_size", DefaultLogWorkBufferSize, "payload logger: messages waiting at most; more are dropped (and counted)")
+	fs.IntVar(&f.LogWriteTimeoutMs, "log_write_timeout_ms", DefaultLogWriteTimeoutMs, "payload logger: milliseconds one message may take to deliver")
+	fs.StringVar(&f.LogKafkaBroker, "log_kafka_broker", "", "payload logger: Kafka broker taking every message (else LOGGER_KAFKA_BROKER; else the nodes' logger URLs)")
+	fs.StringVar(&f.LogKafkaTopic, "log_kafka_topic", "", "payload logger: its Kafka topic (else LOGGER_KAFKA_TOPIC; else seldon)")
 }
 
 // DefaultGracefulTimeout is how long SIGTERM may take when the operator passes no --graceful_timeout
@@ -62,11 +83,6 @@ var legacyIgnored = []struct {
 	{"config", "string"}, // kubeconfig, to read the SeldonDeployment from the API
 	{"hostname", "string"},
 	{"shutdown_delay", "duration"},
-	{"logger_workers", "int"},
-	{"log_work_buffer_size", "int"},
-	{"log_write_timeout_ms", "int"},
-	{"log_kafka_broker", "string"},
-	{"log_kafka_topic", "string"},
 	{"full_health_checks", "bool"},
 	{"debug", "bool"},
 	{"kafka_full_graph", "bool"},  // KAFKA_FULL_GRAPH is ignored too (config.go)

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,8 +31,9 @@ func TestParseFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 			},
 			want: Flags{ServerType: "kafka", Sdep: "iris", Namespace: "models", Predictor: "default",
 				Protocol: "seldon", Transport: "rest", HTTPPort: 8000, GRPCPort: 5001, LogLevel: "INFO",
-				GracefulTimeout: DefaultGracefulTimeout, PrometheusPath: "/prometheus"},
-			wantIgnored: []string{"--log_work_buffer_size 10000", "--log_write_timeout_ms 2000", "--full_health_checks=false"},
+				GracefulTimeout: DefaultGracefulTimeout, PrometheusPath: "/prometheus",
+				LogWorkBufferSize: 10000, LogWriteTimeoutMs: 2000},
+			wantIgnored: []string{"--full_health_checks=false"},
 		},
 		{
 			name: "name=value form",
@@ -59,7 +61,7 @@ func TestParseFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 				LogLevel: "INFO", GracefulTimeout: DefaultGracefulTimeout, PrometheusPath: "/metrics"},
 		},
 		{
-			name: "legacy flags not used, with and without values, between known ones",
+			name: "legacy flags, used and not, with and without values, between known ones",
 			args: []string{"--debug", "--sdep", "x", "--log_kafka_broker", "kafka:9092", "-logger_workers=5",
 				"--namespace=y", "--full_health_checks", "--log_write_timeout_ms", "-1", "--shutdown_delay", "5s",
 				"--kafka_full_graph=true", "--kafka_workers", "4", "--kafka_auto_commit=false", "--hostname", "pod-1",
@@ -68,11 +70,12 @@ func TestParseFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 				"--rabbitmq_output_queue", "o"},
 			want: Flags{ServerType: "kafka", Sdep: "x", Namespace: "y", Protocol: "seldon", Transport: "rest",
 				HTTPPort: 8000, GRPCPort: 5001, LogLevel: "INFO", GracefulTimeout: DefaultGracefulTimeout,
-				PrometheusPath: "/metrics"},
-			wantIgnored: []string{"--debug", "--log_kafka_broker kafka:9092", "-logger_workers=5",
-				"--full_health_checks", "--log_write_timeout_ms -1", "--shutdown_delay 5s",
+				PrometheusPath: "/metrics", LogKafkaBroker: "kafka:9092", LoggerWorkers: 5, LogWriteTimeoutMs: -1,
+				LogKafkaTopic: "t", LogWorkBufferSize: 10},
+			wantIgnored: []string{"--debug",
+				"--full_health_checks", "--shutdown_delay 5s",
 				"--kafka_full_graph=true", "--kafka_workers 4", "--kafka_auto_commit=false", "--hostname pod-1",
-				"--config /kube", "--log_kafka_topic t", "--log_work_buffer_size=10",
+				"--config /kube",
 				"--rabbitmq_full_graph=false", "--rabbitmq_broker=amqp://x", "--rabbitmq_input_queue i",
 				"--rabbitmq_output_queue o"},
 		},
@@ -115,6 +118,10 @@ func TestParseFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseFlags(%q): %v", tc.args, err)
 			}
+			// The payload logger's flags have the legacy executor's defaults where a case gives none.
+			tc.want.LoggerWorkers = cmp.Or(tc.want.LoggerWorkers, DefaultLoggerWorkers)
+			tc.want.LogWorkBufferSize = cmp.Or(tc.want.LogWorkBufferSize, DefaultLogWorkBufferSize)
+			tc.want.LogWriteTimeoutMs = cmp.Or(tc.want.LogWriteTimeoutMs, DefaultLogWriteTimeoutMs)
 			if got != tc.want {
 				t.Errorf("ParseFlags(%q)\n got %+v\nwant %+v", tc.args, got, tc.want)
 			}
@@ -209,7 +216,7 @@ func TestParseFlagsUsageListsTheFlags(t *testing.T) {
 	var b strings.Builder
 	Usage(&b)
 	for _, name := range []string{"-sdep", "-predictor", "-protocol", "-file", "-graceful_timeout", "-prometheus_path",
-		"-version", "--full_health_checks", "--log_work_buffer_size", "Any other flag is refused"} {
+		"-version", "-log_work_buffer_size", "--full_health_checks", "Any other flag is refused"} {
 		if !strings.Contains(b.String(), name) {
 			t.Errorf("usage does not mention %s:\n%s", name, b.String())
 		}

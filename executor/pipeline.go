@@ -59,6 +59,7 @@ type job struct {
 	kind     recordKind
 	out      *ckafka.Message // what is being produced for it
 	failures int             // failed deliveries of the error record
+	edge     recordEdge      // its CloudEvent mode and trace spans (edges.go)
 }
 
 // pipeline is the data path: consume → check → call → produce → commit. Its lifecycle — the goroutines
@@ -77,6 +78,7 @@ type pipeline struct {
 	lanes       *lanes
 	fatal       chan error // a fatal librdkafka error, for the poll loop to stop on
 	resend      *resender  // records the broker refused, handed from the delivery goroutine to the resender
+	edges       *edges     // CloudEvents and trace context on what comes in and goes out (edges.go)
 
 	// The clients. Only the poll goroutine uses consumer; the lifecycle replaces it between poll loops.
 	// The workers and the resender produce under prodMu (read), which the lifecycle takes (write) to
@@ -395,6 +397,11 @@ func (p *pipeline) serve(ctx context.Context, j *job) {
 	ct, _ := kafka.Header(j.in.Headers, HeaderContentType)
 	pn, _ := kafka.Header(j.in.Headers, HeaderProtoName)
 	req := &protocols.Request{Body: j.in.Value, ContentType: ct, ProtoName: pn, Puid: j.puid, Headers: forwarded(j.in.Headers)}
+	ctx, err := p.edges.consume(ctx, j, req)
+	if err != nil {
+		p.fail(j, err, "decode")
+		return
+	}
 	if err := p.graph.Check(req); err != nil {
 		p.fail(j, err, "decode")
 		return
@@ -436,11 +443,16 @@ func (p *pipeline) answer(j *job, resp *protocols.Response) {
 	if resp.ProtoName != "" {
 		hs = append(hs, ckafka.Header{Key: HeaderProtoName, Value: []byte(resp.ProtoName)})
 	}
+	value, hs, err := p.edges.answered(j, resp, resp.Body, hs, p.cfg.OutputTopic)
+	if err != nil {
+		p.fail(j, err, "produce")
+		return
+	}
 	j.kind = kindAnswer
 	j.out = &ckafka.Message{
 		TopicPartition: ckafka.TopicPartition{Topic: &p.cfg.OutputTopic, Partition: ckafka.PartitionAny},
 		Key:            j.in.Key,
-		Value:          resp.Body,
+		Value:          value,
 		Headers:        hs,
 		Opaque:         j,
 	}
@@ -481,11 +493,12 @@ func (p *pipeline) fail(j *job, err error, stage string) {
 			ckafka.Header{Key: HeaderErrorNode, Value: []byte(ne.Node)},
 			ckafka.Header{Key: HeaderErrorMethod, Value: []byte(ne.Method)})
 	}
+	value, hs := p.edges.failed(j, err, j.in.Value, hs, p.cfg.ErrorTopic)
 	j.kind = kindError
 	j.out = &ckafka.Message{
 		TopicPartition: ckafka.TopicPartition{Topic: &p.cfg.ErrorTopic, Partition: ckafka.PartitionAny},
 		Key:            j.in.Key,
-		Value:          j.in.Value,
+		Value:          value,
 		Headers:        hs,
 		Opaque:         j,
 	}
@@ -558,6 +571,7 @@ func (p *pipeline) deliveries(events <-chan ckafka.Event) {
 // when the value is what is too large, otherwise after a backoff, returned as retryIn. The record stays
 // unfinished, so nothing is committed past it, until something is delivered.
 func (p *pipeline) undelivered(j *job, err error) (retryIn time.Duration) {
+	p.edges.undelivered(j, err)
 	if j.kind == kindAnswer {
 		p.fail(j, &protocols.CallError{Reason: protocols.ReasonProduceFailed,
 			Msg: "the answer could not be written to " + p.cfg.OutputTopic, Err: err}, "produce")
@@ -584,6 +598,7 @@ func (p *pipeline) backoff(attempt int) time.Duration {
 
 // finish marks a record done: its answer or error record is delivered.
 func (p *pipeline) finish(j *job) {
+	p.edges.delivered(j)
 	if j.kind == kindAnswer {
 		p.m.produced.WithLabelValues("answer").Inc()
 	} else {
@@ -599,7 +614,10 @@ func (p *pipeline) finish(j *job) {
 }
 
 // abandon drops a record at the end of the shutdown grace: it is not finished and is read again.
-func (p *pipeline) abandon(*job) { p.release() }
+func (p *pipeline) abandon(j *job) {
+	p.edges.abandoned(j)
+	p.release()
+}
 
 func (p *pipeline) release() {
 	p.held.Add(-1)

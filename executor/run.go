@@ -37,20 +37,27 @@ type Executor struct {
 func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	m := newMetrics(cfg.Graph)
 	g := newGate()
-	walker, err := newWalker(cfg, g, m, log)
+	ed, err := newEdges(cfg, log, m.reg)
 	if err != nil {
+		return nil, err
+	}
+	walker, err := newWalker(cfg, g, m, ed, log)
+	if err != nil {
+		_ = ed.close(context.Background())
 		return nil, err
 	}
 	logSecurity(log, cfg)
 	consumer, producer, err := newClients(cfg, cfg.Security)
 	if err != nil {
 		_ = walker.Close()
+		_ = ed.close(context.Background())
 		return nil, err
 	}
 	closeAll := func() {
 		producer.Close()
 		consumer.Close()
 		_ = walker.Close()
+		_ = ed.close(context.Background())
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort)))
 	if err != nil {
@@ -72,6 +79,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		listener: ln,
 		grpcLn:   grpcLn,
 	}
+	e.p.edges = ed
 	if cfg.Security != nil {
 		e.security = tls.NewWatcher(cfg.Security)
 	}
@@ -79,7 +87,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 }
 
 // newWalker builds the graph's node clients with the model settings, batched when MODEL_BATCH_SIZE says.
-func newWalker(cfg Config, g *gate, m *metrics, log *slog.Logger) (graphWalker, error) {
+func newWalker(cfg Config, g *gate, m *metrics, ed *edges, log *slog.Logger) (graphWalker, error) {
 	w, err := graph.New(cfg.Graph, graph.Options{
 		Timeout:          cfg.ModelTimeout,
 		MaxAttempts:      cfg.MaxAttempts,
@@ -90,6 +98,8 @@ func newWalker(cfg Config, g *gate, m *metrics, log *slog.Logger) (graphWalker, 
 		RoutingInjection: cfg.RoutingInjection,
 		Gate:             g,
 		Observer:         m,
+		Tracer:           ed.tr,
+		Payloads:         ed.payloads,
 	})
 	if err != nil {
 		return nil, err
@@ -167,6 +177,11 @@ func (e *Executor) Run(ctx context.Context) error {
 	stopBg()
 	helpers.Wait()
 	_ = p.graph.Close()
+	sctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	if err := p.edges.close(sctx); err != nil {
+		log.Warn("spans not exported at shutdown", "error", err)
+	}
+	cancel()
 	log.Info("stopped", "clean", runErr == nil)
 	return runErr
 }

@@ -149,11 +149,16 @@ func Header(hs []ckafka.Header, key string) (string, bool) {
 
 // SetHeader replaces every header named key (any case) with one key: value.
 func SetHeader(hs []ckafka.Header, key, value string) []ckafka.Header {
+	return append(WithoutHeader(hs, key), ckafka.Header{Key: key, Value: []byte(value)})
+}
+
+// WithoutHeader is hs without the headers named key (any case), in a new slice.
+func WithoutHeader(hs []ckafka.Header, key string) []ckafka.Header {
 	out := hs[:0:0]
 	for _, h := range hs {
 		if !strings.EqualFold(h.Key, key) {
 			out = append(out, h)
 		}
 	}
-	return append(out, ckafka.Header{Key: key, Value: []byte(value)})
+	return out
 }

@@ -103,6 +103,9 @@ const (
 	// ReasonInvalidAnswer: a graph node answered what the graph cannot use: a route to a child that does
 	// not exist, an answer that cannot be chained to the next node or combined with its siblings.
 	ReasonInvalidAnswer = "invalid_answer"
+	// ReasonInvalidCloudEvent: the record claims to be a CloudEvent (a ce_specversion header, or a
+	// content-type of application/cloudevents…) and is not a valid one.
+	ReasonInvalidCloudEvent = "invalid_cloudevent"
 )
 
 // CallError is a failed model call or a request rejected before the call.

@@ -13,12 +13,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/seldon-kafka/sidecar/payloadlog"
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/protocols/grpc"
 	"github.com/seldon-kafka/sidecar/protocols/rest"
 	"github.com/seldon-kafka/sidecar/protocols/seldon"
 	"github.com/seldon-kafka/sidecar/protocols/tensorflow"
 	v2 "github.com/seldon-kafka/sidecar/protocols/v2"
+	"github.com/seldon-kafka/sidecar/tracing"
 )
 
 // Options configure a Walker.
@@ -44,6 +46,11 @@ type Options struct {
 	Gate Gate
 	// Observer, when set, is told of every call and retry (metrics).
 	Observer Observer
+	// Payloads, when set, is given what each node with a logger receives and answers (payload logging).
+	Payloads *payloadlog.Logger
+	// Tracer, when set, starts a span for every node call (its retries included), a child of the span
+	// in the walk's context, and calls the node with that span's trace context in its headers.
+	Tracer *tracing.Tracer
 }
 
 // Gate holds calls while the graph is not ready, so that a node that is down costs waiting, not retries.
@@ -207,6 +214,7 @@ func (w *Walker) Walk(ctx context.Context, req *protocols.Request) (*protocols.R
 // to the children a router picks (all by default, in parallel), combine their answers, transform the
 // output, and write the routes taken into the answer when asked.
 func (w *Walker) walk(ctx context.Context, r *record, n *Node, m message) (message, error) {
+	w.logPayload(n, payloadlog.Request, r, m)
 	var err error
 	if n.In != "" {
 		if m, err = w.call(ctx, r, n, n.In, m, true); err != nil {
@@ -224,6 +232,7 @@ func (w *Walker) walk(ctx context.Context, r *record, n *Node, m message) (messa
 			return message{}, err
 		}
 	}
+	w.logPayload(n, payloadlog.Response, r, m)
 	if r.routes != nil {
 		m = w.g.inject(m, r.snapshot())
 		if m.decoded != nil {
@@ -231,6 +240,33 @@ func (w *Walker) walk(ctx context.Context, r *record, n *Node, m message) (messa
 		}
 	}
 	return m, nil
+}
+
+// logPayload hands what a node with a logger receives or answers to the payload logger, as the legacy
+// executor logs it: the node's input on the way in, its answer on the way out.
+func (w *Walker) logPayload(n *Node, kind payloadlog.Kind, r *record, m message) {
+	if w.opts.Payloads == nil || n.Logger == nil || !payloadlog.Wants(n.Logger.Mode, kind) {
+		return
+	}
+	body, ct := m.body, m.contentType
+	if body == nil && m.decoded != nil {
+		var err error
+		if body, err = (proto.MarshalOptions{Deterministic: true}).Marshal(m.decoded); err != nil {
+			return // the walk reports an unencodable message itself
+		}
+		ct = grpc.ContentType
+	}
+	if ct == "" { // as the node's client sends it
+		ct = "application/json"
+		if w.g.Transport == "grpc" {
+			ct = grpc.ContentType
+		}
+	}
+	url := ""
+	if n.Logger.URL != nil {
+		url = *n.Logger.URL
+	}
+	w.opts.Payloads.Log(url, kind, n.Name, r.puid, body, ct)
 }
 
 func (w *Walker) children(ctx context.Context, r *record, n *Node, m message) (message, error) {
@@ -337,7 +373,11 @@ func (w *Walker) call(ctx context.Context, r *record, n *Node, method protocols.
 			return message{}, &NodeError{Node: n.Name, Method: method, Err: protocols.AsCallError(err)}
 		}
 	}
-	resp, err := w.invoke(ctx, n, method, m.asRequest(r))
+	ctx, span := w.opts.Tracer.StartCall(ctx, n.Name, string(method))
+	req := m.asRequest(r)
+	req.Headers = w.opts.Tracer.NodeHeaders(ctx, req.Headers)
+	resp, err := w.invoke(ctx, n, method, req)
+	tracing.End(span, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return message{}, ctx.Err()
@@ -383,6 +423,7 @@ func (w *Walker) invoke(ctx context.Context, n *Node, method protocols.Method, r
 		if w.opts.Observer != nil {
 			w.opts.Observer.Retried(n.Name, method)
 		}
+		tracing.Retried(ctx, attempt, ce)
 		t := time.NewTimer(w.opts.Backoff.Delay(attempt))
 		select {
 		case <-t.C:

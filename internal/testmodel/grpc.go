@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -91,6 +92,9 @@ func serveGRPCNode[Req, Resp proto.Message](s *Server, ctx context.Context, req 
 	var zero Resp
 	leave := s.enter()
 	defer leave()
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		s.noteTrace(first(md.Get("seldon-puid")), first(md.Get("traceparent")))
+	}
 	if !s.wait(ctx) {
 		return zero, givenUp(ctx, "request cancelled while delayed")
 	}
@@ -120,6 +124,13 @@ func serveGRPCNode[Req, Resp proto.Message](s *Server, ctx context.Context, req 
 	}
 	s.served.Add(1)
 	return out, nil
+}
+
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // givenUp is the answer to a call its client gave up on while it waited: the context's own code, as

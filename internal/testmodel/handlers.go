@@ -76,6 +76,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, errBody errorForm
 func (s *Server) inferNode(w http.ResponseWriter, r *http.Request, errBody errorFormat, triggers func([]byte) nodeTriggers, answer func([]byte) ([]byte, error)) {
 	leave := s.enter()
 	defer leave()
+	s.noteTrace(r.Header.Get("Seldon-Puid"), r.Header.Get("traceparent"))
 	fail := func(status int, msg string) { writeJSON(w, status, errBody(status, msg)) }
 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))

@@ -83,6 +83,9 @@ type Server struct {
 	failStatus       int
 
 	calls, served, inFlight, maxInFlight atomic.Int64
+
+	traceMu     sync.Mutex
+	traceparent map[string]string // by request id: the traceparent of its last infer call
 }
 
 // New returns a Server; use Handler with httptest, or Serve/ListenAndServe.
@@ -169,6 +172,27 @@ func (s *Server) SetNotReady(notReady bool) { s.notReady.Store(notReady) }
 
 // SetDelay makes every infer call wait d before answering.
 func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
+
+// Traceparent is the W3C traceparent header (gRPC metadata) of the last infer call made with the
+// request id puid (Seldon-Puid), "" when there was none: what the model was told of the trace.
+func (s *Server) Traceparent(puid string) string {
+	s.traceMu.Lock()
+	defer s.traceMu.Unlock()
+	return s.traceparent[puid]
+}
+
+// noteTrace records the traceparent an infer call came with.
+func (s *Server) noteTrace(puid, traceparent string) {
+	if puid == "" {
+		return
+	}
+	s.traceMu.Lock()
+	defer s.traceMu.Unlock()
+	if s.traceparent == nil {
+		s.traceparent = map[string]string{}
+	}
+	s.traceparent[puid] = traceparent
+}
 
 // Calls is the number of infer calls received, whatever their outcome.
 func (s *Server) Calls() int64 { return s.calls.Load() }

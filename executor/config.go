@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -24,11 +26,19 @@ import (
 // Env is the sidecar's environment, as svcOrchSpec.env sets it. The names are the legacy executor's
 // where it had them.
 type Env struct {
-	Broker          string        `envconfig:"KAFKA_BROKER" required:"true"`
-	InputTopic      string        `envconfig:"KAFKA_INPUT_TOPIC" required:"true"`
-	OutputTopic     string        `envconfig:"KAFKA_OUTPUT_TOPIC" required:"true"`
-	ErrorTopic      string        `envconfig:"KAFKA_ERROR_TOPIC"`
-	GroupID         string        `envconfig:"KAFKA_GROUP_ID"`
+	Broker string `envconfig:"KAFKA_BROKER" required:"true"`
+	// The topics and the group. With the legacy naming (the default) the input and output topics are
+	// required; KAFKA_TOPIC_NAMING=core2 names those not set as Seldon Core 2 does (sdep.Naming).
+	InputTopic  string `envconfig:"KAFKA_INPUT_TOPIC"`
+	OutputTopic string `envconfig:"KAFKA_OUTPUT_TOPIC"`
+	ErrorTopic  string `envconfig:"KAFKA_ERROR_TOPIC"`
+	GroupID     string `envconfig:"KAFKA_GROUP_ID"`
+	// TopicNaming is legacy (unset) or core2; TopicPrefix is Core 2's topicPrefix (seldon when unset),
+	// only with core2; GroupPrefix is Core 2's consumerGroupIdPrefix, put before the group the sidecar
+	// names (not before KAFKA_GROUP_ID).
+	TopicNaming     string        `envconfig:"KAFKA_TOPIC_NAMING"`
+	TopicPrefix     string        `envconfig:"KAFKA_TOPIC_PREFIX"`
+	GroupPrefix     string        `envconfig:"KAFKA_CONSUMER_GROUP_ID_PREFIX"`
 	Workers         int           `envconfig:"KAFKA_WORKERS" default:"32"`
 	AutoCommit      bool          `envconfig:"KAFKA_AUTO_COMMIT" default:"true"`
 	CommitInterval  time.Duration `envconfig:"KAFKA_COMMIT_INTERVAL" default:"1s"`
@@ -57,11 +67,13 @@ type Env struct {
 
 // Config is everything the sidecar runs on, parsed and checked once at start.
 type Config struct {
-	Brokers         string
-	InputTopic      string
-	OutputTopic     string
-	ErrorTopic      string // where error records go; the output topic when not set
-	GroupID         string
+	Brokers     string
+	InputTopic  string
+	OutputTopic string
+	ErrorTopic  string // where error records go; the output topic when not set
+	GroupID     string
+	// TopicNaming is how the names not set were made: sdep.NamingLegacy or sdep.NamingCore2.
+	TopicNaming     string
 	ClientID        string
 	AutoOffsetReset string
 	// Workers is how many records are with the model at once. Records with the same key still go one at a
@@ -138,15 +150,24 @@ func loadEnv() (Env, error) {
 	if err := envconfig.Process("", &env); err != nil {
 		return Env{}, envError(err)
 	}
-	env.Overrides = kafka.OverridesFromEnv(os.Environ())
-	for _, req := range []struct{ name, v string }{
-		{"KAFKA_BROKER", env.Broker}, {"KAFKA_INPUT_TOPIC", env.InputTopic}, {"KAFKA_OUTPUT_TOPIC", env.OutputTopic},
-	} {
-		if strings.TrimSpace(req.v) == "" {
-			return Env{}, bad(req.name, "required, and empty")
-		}
+	env.Overrides = kafka.OverridesFromEnv(os.Environ(), envNames(reflect.TypeFor[Env]()))
+	if strings.TrimSpace(env.Broker) == "" {
+		return Env{}, bad("KAFKA_BROKER", "required, and empty")
 	}
 	return env, nil
+}
+
+// envNames are the variables a struct of envconfig fields reads, embedded structs included.
+func envNames(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for f := range t.Fields() {
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			maps.Copy(out, envNames(f.Type))
+		} else if name := f.Tag.Get("envconfig"); name != "" {
+			out[name] = true
+		}
+	}
+	return out
 }
 
 // switchValue is an on/off variable written as people write it in manifests: true/false, 1/0, yes/no,
@@ -194,9 +215,6 @@ func envError(err error) error {
 func build(f Flags, ignored []string, env Env) (Config, error) {
 	c := Config{
 		Brokers:          strings.TrimSpace(env.Broker),
-		InputTopic:       strings.TrimSpace(env.InputTopic),
-		OutputTopic:      strings.TrimSpace(env.OutputTopic),
-		ErrorTopic:       strings.TrimSpace(env.ErrorTopic),
 		Workers:          env.Workers,
 		CommitInterval:   env.CommitInterval,
 		ModelTimeout:     env.ModelTimeout,
@@ -216,25 +234,6 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	}
 	if st := strings.ToLower(f.ServerType); st != "kafka" {
 		return c, bad("--server_type", "%q: this executor serves only kafka", f.ServerType)
-	}
-	if err := validTopic("KAFKA_INPUT_TOPIC", c.InputTopic); err != nil {
-		return c, err
-	}
-	if err := validTopic("KAFKA_OUTPUT_TOPIC", c.OutputTopic); err != nil {
-		return c, err
-	}
-	if c.ErrorTopic != "" {
-		if err := validTopic("KAFKA_ERROR_TOPIC", c.ErrorTopic); err != nil {
-			return c, err
-		}
-	} else {
-		c.ErrorTopic = c.OutputTopic
-	}
-	if c.InputTopic == c.OutputTopic {
-		return c, bad("KAFKA_OUTPUT_TOPIC", "the answers would be read back as requests: it must differ from KAFKA_INPUT_TOPIC")
-	}
-	if c.InputTopic == c.ErrorTopic {
-		return c, bad("KAFKA_ERROR_TOPIC", "error records would be read back as requests: it must differ from KAFKA_INPUT_TOPIC")
 	}
 	switch {
 	case c.Workers < 1:
@@ -305,16 +304,8 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	if err := c.loadPredictor(f, env); err != nil {
 		return c, err
 	}
-	if g := strings.TrimSpace(env.GroupID); g != "" {
-		c.GroupID = g
-	} else {
-		// The legacy executor's group: KEDA triggers and existing committed offsets carry this name.
-		for _, req := range []struct{ name, v string }{{"--sdep", c.Deployment}, {"--namespace", c.Namespace}} {
-			if req.v == "" {
-				return c, bad(req.name, "required to name the consumer group <predictor>.<sdep>.<namespace> (or set KAFKA_GROUP_ID)")
-			}
-		}
-		c.GroupID = c.Predictor.Name + "." + c.Deployment + "." + c.Namespace
+	if err := c.loadNames(env); err != nil {
+		return c, err
 	}
 	c.ClientID = "seldon-kafka-executor"
 	if c.Deployment != "" {
@@ -356,6 +347,34 @@ func (c *Config) loadPredictor(f Flags, env Env) error {
 	}
 	c.Graph = g
 	return nil
+}
+
+// loadNames works out the topics and the group as seldon-keda does for the same SeldonDeployment
+// (sdep.Naming): from the variables, or made from the operator's flags.
+func (c *Config) loadNames(env Env) error {
+	n, err := sdep.NewNaming(env.TopicNaming, env.TopicPrefix, env.GroupPrefix, c.Deployment, c.Namespace, c.Predictor.Name)
+	if err != nil {
+		return nameError(err)
+	}
+	var given [4]sdep.Given
+	for r, v := range []string{env.InputTopic, env.OutputTopic, env.ErrorTopic, env.GroupID} {
+		given[r].Value = strings.TrimSpace(v)
+	}
+	names, err := n.Resolve(given)
+	if err != nil {
+		return nameError(err)
+	}
+	c.InputTopic, c.OutputTopic, c.ErrorTopic, c.GroupID = names[sdep.Input], names[sdep.Output], names[sdep.Errors], names[sdep.Group]
+	c.TopicNaming = n.Scheme
+	return nil
+}
+
+func nameError(err error) error {
+	var ne *sdep.NameError
+	if errors.As(err, &ne) {
+		return &ConfigError{Name: ne.Var, Msg: ne.Msg}
+	}
+	return err
 }
 
 // loadSecurity reads and checks the TLS and SASL material and the librdkafka overrides.
@@ -440,21 +459,6 @@ func parseCodes(list string) ([]codes.Code, error) {
 		}
 	}
 	return out, nil
-}
-
-func validTopic(name, topic string) error {
-	if len(topic) > 249 {
-		return bad(name, "a topic name has at most 249 characters")
-	}
-	if topic == "." || topic == ".." {
-		return bad(name, "%q is not a valid topic name", topic)
-	}
-	for _, r := range topic {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return bad(name, "%q: a topic name has only letters, digits, '.', '_' and '-'", topic)
-		}
-	}
-	return nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

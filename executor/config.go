@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,12 @@ type Env struct {
 	tls.Env
 	// SecurityReload is how often file-based security material is re-read for changes; 0 never.
 	SecurityReload time.Duration `envconfig:"KAFKA_SECURITY_RELOAD_INTERVAL" default:"30s"`
+	// MessageMaxBytes is the largest request or answer; the Kafka clients' fetch and message limits and
+	// the model clients' limits are derived from it (messageLimits). 64 MiB: the model clients' limit
+	// before it existed; Seldon Core 2's default is 1000000000.
+	MessageMaxBytes int `envconfig:"KAFKA_MESSAGE_MAX_BYTES" default:"67108864"`
+	// Compression is the producer's codec for answers and error records.
+	Compression string `envconfig:"KAFKA_PRODUCER_COMPRESSION" default:"lz4"`
 	// PropertiesFile holds further librdkafka properties, key=value a line (see kafka.ReadProperties).
 	PropertiesFile string `envconfig:"KAFKA_PROPERTIES_FILE"`
 	// Overrides are the KAFKA_CONSUMER_* and KAFKA_PRODUCER_* variables, gathered by loadEnv.
@@ -106,8 +113,13 @@ type Config struct {
 	// LoadConfig. SecurityReload is how often its files are re-read for a rotation; 0 never.
 	Security       *tls.Material
 	SecurityReload time.Duration
-	// Overrides are further librdkafka properties the user set (KAFKA_CONSUMER_*, KAFKA_PRODUCER_*,
-	// KAFKA_PROPERTIES_FILE); none touches kafka.Pinned or a security property.
+	// MessageMaxBytes bounds a request and an answer, in Kafka and between the sidecar and the nodes
+	// (KAFKA_MESSAGE_MAX_BYTES); Compression is the producer's codec (KAFKA_PRODUCER_COMPRESSION).
+	MessageMaxBytes int
+	Compression     string
+	// Overrides are further librdkafka properties: first those made from MessageMaxBytes and
+	// Compression, then the user's (KAFKA_CONSUMER_*, KAFKA_PRODUCER_*, KAFKA_PROPERTIES_FILE), which win;
+	// none touches kafka.Pinned or a security property.
 	Overrides []kafka.Override
 
 	HTTPPort        int
@@ -252,6 +264,9 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	if err := c.loadSecurity(env); err != nil {
 		return c, err
 	}
+	if err := c.loadLimits(env); err != nil {
+		return c, err
+	}
 	if env.FullGraph != "" {
 		c.IgnoredFlags = append(c.IgnoredFlags, "KAFKA_FULL_GRAPH (the graph is walked by calling each node's container directly; see the README)")
 	}
@@ -304,6 +319,7 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	if err := c.loadPredictor(f, env); err != nil {
 		return c, err
 	}
+	c.Graph.MaxMessageBytes = c.MessageMaxBytes
 	if err := c.loadNames(env); err != nil {
 		return c, err
 	}
@@ -375,6 +391,80 @@ func nameError(err error) error {
 		return &ConfigError{Name: ne.Var, Msg: ne.Msg}
 	}
 	return err
+}
+
+// The bounds of KAFKA_MESSAGE_MAX_BYTES: librdkafka's range for message.max.bytes and
+// max.partition.fetch.bytes.
+const (
+	minMessageBytes = 1000
+	maxMessageBytes = 1000000000
+	// maxFetchBytes is librdkafka's default fetch.max.bytes, kept as the most a fetch of small records
+	// brings: a larger record still comes, alone, as the first batch of its fetch (KIP-74).
+	// minFetchBytes is the least librdkafka takes: its consumer's message.max.bytes.
+	maxFetchBytes = 52428800
+	minFetchBytes = 1000000
+	// minReceiveBytes is librdkafka's default receive.message.max.bytes, kept as a floor.
+	minReceiveBytes = 100000000
+)
+
+// compressions are the codecs librdkafka's producer offers (compression.codec).
+var compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// loadLimits checks KAFKA_MESSAGE_MAX_BYTES and KAFKA_PRODUCER_COMPRESSION and puts the librdkafka
+// properties made from them before the user's overrides, which may still set any of them.
+func (c *Config) loadLimits(env Env) error {
+	c.MessageMaxBytes = env.MessageMaxBytes
+	if c.MessageMaxBytes < minMessageBytes || c.MessageMaxBytes > maxMessageBytes {
+		return bad("KAFKA_MESSAGE_MAX_BYTES", "%d: want %d to %d bytes (librdkafka's range)", c.MessageMaxBytes, minMessageBytes, maxMessageBytes)
+	}
+	c.Compression = strings.ToLower(strings.TrimSpace(env.Compression))
+	if !slices.Contains(compressions, c.Compression) {
+		return bad("KAFKA_PRODUCER_COMPRESSION", "%q: want one of %s", env.Compression, strings.Join(compressions, ", "))
+	}
+	made := messageLimits(c.MessageMaxBytes, c.Compression)
+	// A user's override of a property, under any of its names, replaces the one made here.
+	set := map[string]bool{}
+	for _, o := range c.Overrides {
+		set[propertyAliases[o.Key]] = true
+		set[o.Key] = true
+	}
+	var kept []kafka.Override
+	for _, o := range made {
+		if !set[o.Key] {
+			kept = append(kept, o)
+		}
+	}
+	c.Overrides = append(kept, c.Overrides...)
+	return nil
+}
+
+// messageLimits are the librdkafka properties one message limit and the codec make:
+//   - the producer's message.max.bytes: an answer larger than the limit is refused before it is sent
+//     (a produce_failed error record), as the broker refuses one larger than the topic takes;
+//   - the consumer's max.partition.fetch.bytes: a partition's first record, up to the limit, comes whole
+//     in one fetch;
+//   - fetch.max.bytes: the limit, but at most librdkafka's default, so a backlog of small records does
+//     not arrive a gigabyte at a time when the limit is large (and at least the 1000000 librdkafka takes);
+//   - receive.message.max.bytes: room for the largest fetch response, a record of the limit with its
+//     framing (librdkafka wants at least fetch.max.bytes + 512), never below librdkafka's default;
+//   - the producer's compression.codec.
+func messageLimits(limit int, compression string) []kafka.Override {
+	fetch := min(max(limit, minFetchBytes), maxFetchBytes)
+	receive := max(minReceiveBytes, max(limit, fetch)+1<<20)
+	from := "KAFKA_MESSAGE_MAX_BYTES"
+	return []kafka.Override{
+		{Key: "message.max.bytes", Value: strconv.Itoa(limit), Client: kafka.ProducerOnly, From: from},
+		{Key: "max.partition.fetch.bytes", Value: strconv.Itoa(limit), Client: kafka.ConsumerOnly, From: from},
+		{Key: "fetch.max.bytes", Value: strconv.Itoa(fetch), Client: kafka.ConsumerOnly, From: from},
+		{Key: "receive.message.max.bytes", Value: strconv.Itoa(receive), Client: kafka.ConsumerOnly, From: from},
+		{Key: "compression.codec", Value: compression, Client: kafka.ProducerOnly, From: "KAFKA_PRODUCER_COMPRESSION"},
+	}
+}
+
+// propertyAliases are librdkafka's other names of the properties messageLimits sets.
+var propertyAliases = map[string]string{
+	"fetch.message.max.bytes": "max.partition.fetch.bytes",
+	"compression.type":        "compression.codec",
 }
 
 // loadSecurity reads and checks the TLS and SASL material and the librdkafka overrides.

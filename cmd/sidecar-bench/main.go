@@ -36,6 +36,8 @@ type options struct {
 	delay      time.Duration
 	rate       int
 	seconds    int
+	// compression, when set, is the codecs to compare on CIFAR10-sized answers instead of the figures.
+	compression string
 }
 
 func main() {
@@ -62,6 +64,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o options, code int) {
 	fs.DurationVar(&o.delay, "model-delay", 0, "time the model takes per call")
 	fs.IntVar(&o.rate, "rate", 500, "requests per second in the latency run")
 	fs.IntVar(&o.seconds, "seconds", 10, "length of the latency run")
+	fs.StringVar(&o.compression, "compression", "", "instead: compare KAFKA_PRODUCER_COMPRESSION codecs (comma-separated, e.g. none,lz4,zstd) on -records CIFAR10-sized requests and answers")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: sidecar-bench [flags]  (make broker && make build first)")
 		fs.PrintDefaults()
@@ -94,6 +97,9 @@ func run(o options) error {
 	}
 	if _, err := os.Stat(o.binary); err != nil {
 		return fmt.Errorf("%s: %w (run make build)", o.binary, err)
+	}
+	if o.compression != "" {
+		return compareCompression(o)
 	}
 	model := testmodel.New(testmodel.Options{ModelName: "classifier", Delay: o.delay})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

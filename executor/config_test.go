@@ -550,3 +550,26 @@ func TestRetryStatusesAndCodesAreReadAndChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleManifestsLoad: the SeldonDeployments of the examples are ones the sidecar starts with, as
+// the operator would start it for their first predictor.
+func TestExampleManifestsLoad(t *testing.T) {
+	for _, tc := range []struct {
+		file, sdep, protocol, transport string
+		node                            string
+	}{
+		{"../examples/demo/sdep.yaml", "iris", "seldon", "rest", "classifier"},
+		{"../examples/mlserver/sdep.yaml", "iris", "v2", "rest", "iris"},
+		{"../examples/mlserver/sdep.yaml", "iris-grpc", "v2", "grpc", "iris"},
+	} {
+		t.Run(tc.file+" "+tc.sdep, func(t *testing.T) {
+			c, err := load(t, nil, "--file="+tc.file, "--sdep="+tc.sdep, "--predictor=default", "--protocol="+tc.protocol, "--transport="+tc.transport)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Graph.Root.Name != tc.node {
+				t.Errorf("the graph's root is %q, want %q", c.Graph.Root.Name, tc.node)
+			}
+		})
+	}
+}

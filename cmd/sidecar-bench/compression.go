@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -21,13 +20,11 @@ import (
 // requests (one 32×32×3 image each) whose answers are as large (the test model doubles every value),
 // and prints, per codec, the bytes an answer takes on the broker, the executor's throughput and its CPU.
 func compareCompression(o options) error {
-	model := testmodel.New(testmodel.Options{ModelName: "classifier", Delay: o.delay})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	modelPort, stopModel, err := startModel(o.delay)
 	if err != nil {
 		return err
 	}
-	go func() { _ = model.Serve(ln) }()
-	defer model.Close()
+	defer stopModel()
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": o.bootstrap})
 	if err != nil {
 		return err
@@ -44,7 +41,7 @@ func compareCompression(o options) error {
 	fmt.Printf("%-8s %16s %10s %16s %18s\n", "codec", "bytes per answer", "ratio", "records/s", "CPU per 1000")
 	for _, codec := range strings.Split(o.compression, ",") {
 		codec = strings.TrimSpace(codec)
-		r, err := runCodec(o, admin, ln.Addr().(*net.TCPAddr).Port, codec, value)
+		r, err := runCodec(o, admin, modelPort, codec, value)
 		if err != nil {
 			return fmt.Errorf("%s: %w", codec, err)
 		}
@@ -61,23 +58,11 @@ type codecRun struct {
 
 func runCodec(o options, admin *kafka.AdminClient, modelPort int, codec string, value []byte) (codecRun, error) {
 	var r codecRun
-	ctx := context.Background()
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
-	in, out := "bench-in-"+suffix, "bench-out-"+suffix
-	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{
-		{Topic: in, NumPartitions: o.partitions, ReplicationFactor: 1},
-		{Topic: out, NumPartitions: o.partitions, ReplicationFactor: 1},
-	})
+	suffix, in, out, err := benchTopics(admin, o.partitions)
 	if err != nil {
 		return r, err
 	}
-	for _, x := range res {
-		if x.Error.Code() != kafka.ErrNoError {
-			return r, fmt.Errorf("creating %s: %v", x.Topic, x.Error)
-		}
-	}
-	defer admin.DeleteTopics(ctx, []string{in, out})
-	time.Sleep(time.Second)
+	defer admin.DeleteTopics(context.Background(), []string{in, out})
 
 	prod, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": o.bootstrap, "linger.ms": 5, "go.delivery.report.fields": "none"})
 	if err != nil {

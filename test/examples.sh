@@ -13,7 +13,11 @@ bash examples/demo/run.sh
 
 echo "== make demo, interrupted once the sidecars run (as Ctrl-C does, to the whole process group)"
 log=$(mktemp)
-setsid bash examples/demo/run.sh >"$log" 2>&1 &
+# A command this script puts in the background starts with SIGINT ignored (bash does that without job
+# control), and a shell cannot trap what it started ignoring: SIGINT is set back to its default first, as
+# a terminal's foreground job has it, and the demo gets a process group of its own to signal.
+setsid python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
+	bash examples/demo/run.sh >"$log" 2>&1 &
 demo=$!
 for _ in $(seq 1 600); do
 	grep -q -- '--transport=grpc:' "$log" && break

@@ -17,5 +17,6 @@ RUN CGO_ENABLED=1 go build -trimpath -buildvcs=false -ldflags="-s -w -X main.ver
 FROM gcr.io/distroless/base-debian12:nonroot
 COPY --from=build /out/executor /executor
 EXPOSE 8000
-USER nonroot:nonroot
+# distroless's nonroot user, by number: Kubernetes' runAsNonRoot can check a number, not a name.
+USER 65532:65532
 ENTRYPOINT ["/executor"]

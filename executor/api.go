@@ -36,9 +36,6 @@ import (
 // does. While the graph is not ready a request is refused at once (503, Unavailable), so that a load
 // balancer tries another replica instead of holding the request.
 
-// maxAPIBody bounds a request body over HTTP, as the model clients bound an answer.
-const maxAPIBody = 64 << 20
-
 // api serves the synchronous API with the pipeline's graph, gate and metrics.
 type api struct {
 	p     *pipeline
@@ -112,7 +109,8 @@ func (a *api) handleHTTP(w http.ResponseWriter, r *http.Request) {
 	if puid == "" {
 		puid = uuid.NewString()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	// A body is bounded as a record's value is (KAFKA_MESSAGE_MAX_BYTES).
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(a.p.cfg.MessageMaxBytes)))
 	if err != nil {
 		a.writeHTTPError(w, puid, protocols.Invalid("reading the request body: %v", err))
 		return
@@ -197,7 +195,7 @@ func apiStatus(err error) (int, codes.Code) {
 
 // grpcServer serves the protocol's gRPC service.
 func (a *api) grpcServer() *grpc.Server {
-	s := grpc.NewServer(grpc.MaxRecvMsgSize(maxAPIBody), grpc.MaxSendMsgSize(maxAPIBody))
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(a.p.cfg.MessageMaxBytes), grpc.MaxSendMsgSize(a.p.cfg.MessageMaxBytes))
 	switch a.p.cfg.Protocol {
 	case protocols.Seldon:
 		seldonpb.RegisterSeldonServer(s, seldonAPI{a: a})

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,11 +32,19 @@ import (
 // Env is the sidecar's environment, as svcOrchSpec.env sets it. The names are the legacy executor's
 // where it had them.
 type Env struct {
-	Broker          string        `envconfig:"KAFKA_BROKER" required:"true"`
-	InputTopic      string        `envconfig:"KAFKA_INPUT_TOPIC" required:"true"`
-	OutputTopic     string        `envconfig:"KAFKA_OUTPUT_TOPIC" required:"true"`
-	ErrorTopic      string        `envconfig:"KAFKA_ERROR_TOPIC"`
-	GroupID         string        `envconfig:"KAFKA_GROUP_ID"`
+	Broker string `envconfig:"KAFKA_BROKER" required:"true"`
+	// The topics and the group. With the legacy naming (the default) the input and output topics are
+	// required; KAFKA_TOPIC_NAMING=core2 names those not set as Seldon Core 2 does (sdep.Naming).
+	InputTopic  string `envconfig:"KAFKA_INPUT_TOPIC"`
+	OutputTopic string `envconfig:"KAFKA_OUTPUT_TOPIC"`
+	ErrorTopic  string `envconfig:"KAFKA_ERROR_TOPIC"`
+	GroupID     string `envconfig:"KAFKA_GROUP_ID"`
+	// TopicNaming is legacy (unset) or core2; TopicPrefix is Core 2's topicPrefix (seldon when unset),
+	// only with core2; GroupPrefix is Core 2's consumerGroupIdPrefix, put before the group the sidecar
+	// names (not before KAFKA_GROUP_ID).
+	TopicNaming     string        `envconfig:"KAFKA_TOPIC_NAMING"`
+	TopicPrefix     string        `envconfig:"KAFKA_TOPIC_PREFIX"`
+	GroupPrefix     string        `envconfig:"KAFKA_CONSUMER_GROUP_ID_PREFIX"`
 	Workers         int           `envconfig:"KAFKA_WORKERS" default:"32"`
 	AutoCommit      bool          `envconfig:"KAFKA_AUTO_COMMIT" default:"true"`
 	CommitInterval  time.Duration `envconfig:"KAFKA_COMMIT_INTERVAL" default:"1s"`
@@ -66,6 +77,12 @@ type Env struct {
 	tls.Env
 	// SecurityReload is how often file-based security material is re-read for changes; 0 never.
 	SecurityReload time.Duration `envconfig:"KAFKA_SECURITY_RELOAD_INTERVAL" default:"30s"`
+	// MessageMaxBytes is the largest request or answer; the Kafka clients' fetch and message limits and
+	// the model clients' limits are derived from it (messageLimits). 64 MiB: the model clients' limit
+	// before it existed; Seldon Core 2's default is 1000000000.
+	MessageMaxBytes int `envconfig:"KAFKA_MESSAGE_MAX_BYTES" default:"67108864"`
+	// Compression is the producer's codec for answers and error records.
+	Compression string `envconfig:"KAFKA_PRODUCER_COMPRESSION" default:"lz4"`
 	// PropertiesFile holds further librdkafka properties, key=value a line (see kafka.ReadProperties).
 	PropertiesFile string `envconfig:"KAFKA_PROPERTIES_FILE"`
 	// Overrides are the KAFKA_CONSUMER_* and KAFKA_PRODUCER_* variables, gathered by loadEnv.
@@ -74,11 +91,13 @@ type Env struct {
 
 // Config is everything the sidecar runs on, parsed and checked once at start.
 type Config struct {
-	Brokers         string
-	InputTopic      string
-	OutputTopic     string
-	ErrorTopic      string // where error records go; the output topic when not set
-	GroupID         string
+	Brokers     string
+	InputTopic  string
+	OutputTopic string
+	ErrorTopic  string // where error records go; the output topic when not set
+	GroupID     string
+	// TopicNaming is how the names not set were made: sdep.NamingLegacy or sdep.NamingCore2.
+	TopicNaming     string
 	ClientID        string
 	AutoOffsetReset string
 	// Workers is how many records are with the model at once. Records with the same key still go one at a
@@ -124,8 +143,13 @@ type Config struct {
 	// LoadConfig. SecurityReload is how often its files are re-read for a rotation; 0 never.
 	Security       *tls.Material
 	SecurityReload time.Duration
-	// Overrides are further librdkafka properties the user set (KAFKA_CONSUMER_*, KAFKA_PRODUCER_*,
-	// KAFKA_PROPERTIES_FILE); none touches kafka.Pinned or a security property.
+	// MessageMaxBytes bounds a request and an answer, in Kafka and between the sidecar and the nodes
+	// (KAFKA_MESSAGE_MAX_BYTES); Compression is the producer's codec (KAFKA_PRODUCER_COMPRESSION).
+	MessageMaxBytes int
+	Compression     string
+	// Overrides are further librdkafka properties: first those made from MessageMaxBytes and
+	// Compression, then the user's (KAFKA_CONSUMER_*, KAFKA_PRODUCER_*, KAFKA_PROPERTIES_FILE), which win;
+	// none touches kafka.Pinned or a security property.
 	Overrides []kafka.Override
 
 	HTTPPort        int
@@ -168,7 +192,7 @@ func loadEnv() (Env, error) {
 	if err := envconfig.Process("", &env); err != nil {
 		return Env{}, envError(err)
 	}
-	env.Overrides = kafka.OverridesFromEnv(os.Environ())
+	env.Overrides = kafka.OverridesFromEnv(os.Environ(), envNames(reflect.TypeFor[Env]()))
 	tr, err := tracing.FromEnv()
 	if err != nil {
 		var te *tracing.EnvError
@@ -178,14 +202,23 @@ func loadEnv() (Env, error) {
 		return Env{}, &ConfigError{Name: "tracing", Msg: err.Error()}
 	}
 	env.Tracing = tr
-	for _, req := range []struct{ name, v string }{
-		{"KAFKA_BROKER", env.Broker}, {"KAFKA_INPUT_TOPIC", env.InputTopic}, {"KAFKA_OUTPUT_TOPIC", env.OutputTopic},
-	} {
-		if strings.TrimSpace(req.v) == "" {
-			return Env{}, bad(req.name, "required, and empty")
-		}
+	if strings.TrimSpace(env.Broker) == "" {
+		return Env{}, bad("KAFKA_BROKER", "required, and empty")
 	}
 	return env, nil
+}
+
+// envNames are the variables a struct of envconfig fields reads, embedded structs included.
+func envNames(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for f := range t.Fields() {
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			maps.Copy(out, envNames(f.Type))
+		} else if name := f.Tag.Get("envconfig"); name != "" {
+			out[name] = true
+		}
+	}
+	return out
 }
 
 // switchValue is an on/off variable written as people write it in manifests: true/false, 1/0, yes/no,
@@ -233,9 +266,6 @@ func envError(err error) error {
 func build(f Flags, ignored []string, env Env) (Config, error) {
 	c := Config{
 		Brokers:          strings.TrimSpace(env.Broker),
-		InputTopic:       strings.TrimSpace(env.InputTopic),
-		OutputTopic:      strings.TrimSpace(env.OutputTopic),
-		ErrorTopic:       strings.TrimSpace(env.ErrorTopic),
 		Workers:          env.Workers,
 		CommitInterval:   env.CommitInterval,
 		ModelTimeout:     env.ModelTimeout,
@@ -260,25 +290,6 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	if st := strings.ToLower(f.ServerType); st != "kafka" {
 		return c, bad("--server_type", "%q: this executor serves only kafka", f.ServerType)
 	}
-	if err := validTopic("KAFKA_INPUT_TOPIC", c.InputTopic); err != nil {
-		return c, err
-	}
-	if err := validTopic("KAFKA_OUTPUT_TOPIC", c.OutputTopic); err != nil {
-		return c, err
-	}
-	if c.ErrorTopic != "" {
-		if err := validTopic("KAFKA_ERROR_TOPIC", c.ErrorTopic); err != nil {
-			return c, err
-		}
-	} else {
-		c.ErrorTopic = c.OutputTopic
-	}
-	if c.InputTopic == c.OutputTopic {
-		return c, bad("KAFKA_OUTPUT_TOPIC", "the answers would be read back as requests: it must differ from KAFKA_INPUT_TOPIC")
-	}
-	if c.InputTopic == c.ErrorTopic {
-		return c, bad("KAFKA_ERROR_TOPIC", "error records would be read back as requests: it must differ from KAFKA_INPUT_TOPIC")
-	}
 	switch {
 	case c.Workers < 1:
 		return c, bad("KAFKA_WORKERS", "%d: at least 1 record must be in flight", c.Workers)
@@ -294,6 +305,9 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		return c, bad("KAFKA_AUTO_OFFSET_RESET", "%q: want earliest or latest", env.AutoOffsetReset)
 	}
 	if err := c.loadSecurity(env); err != nil {
+		return c, err
+	}
+	if err := c.loadLimits(env); err != nil {
 		return c, err
 	}
 	if env.FullGraph != "" {
@@ -351,16 +365,9 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	if err := c.checkBatching(); err != nil {
 		return c, err
 	}
-	if g := strings.TrimSpace(env.GroupID); g != "" {
-		c.GroupID = g
-	} else {
-		// The legacy executor's group: KEDA triggers and existing committed offsets carry this name.
-		for _, req := range []struct{ name, v string }{{"--sdep", c.Deployment}, {"--namespace", c.Namespace}} {
-			if req.v == "" {
-				return c, bad(req.name, "required to name the consumer group <predictor>.<sdep>.<namespace> (or set KAFKA_GROUP_ID)")
-			}
-		}
-		c.GroupID = c.Predictor.Name + "." + c.Deployment + "." + c.Namespace
+	c.Graph.MaxMessageBytes = c.MessageMaxBytes
+	if err := c.loadNames(env); err != nil {
+		return c, err
 	}
 	if err := c.loadPayloadLog(f, env); err != nil {
 		return c, err
@@ -468,8 +475,8 @@ func (c *Config) loadPayloadLog(f Flags, env Env) error {
 		return bad("--log_write_timeout_ms", "%d: must be positive", f.LogWriteTimeoutMs)
 	}
 	if s.KafkaTopic != "" {
-		if err := validTopic("LOGGER_KAFKA_TOPIC", s.KafkaTopic); err != nil {
-			return err
+		if err := sdep.ValidTopic(s.KafkaTopic); err != nil {
+			return bad("LOGGER_KAFKA_TOPIC", "%v", err)
 		}
 	}
 	if s.KafkaBroker == "" {
@@ -492,6 +499,108 @@ func (c *Config) loadPayloadLog(f Flags, env Env) error {
 func httpURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// loadNames works out the topics and the group as seldon-keda does for the same SeldonDeployment
+// (sdep.Naming): from the variables, or made from the operator's flags.
+func (c *Config) loadNames(env Env) error {
+	n, err := sdep.NewNaming(env.TopicNaming, env.TopicPrefix, env.GroupPrefix, c.Deployment, c.Namespace, c.Predictor.Name)
+	if err != nil {
+		return nameError(err)
+	}
+	var given [4]sdep.Given
+	for r, v := range []string{env.InputTopic, env.OutputTopic, env.ErrorTopic, env.GroupID} {
+		given[r].Value = strings.TrimSpace(v)
+	}
+	names, err := n.Resolve(given)
+	if err != nil {
+		return nameError(err)
+	}
+	c.InputTopic, c.OutputTopic, c.ErrorTopic, c.GroupID = names[sdep.Input], names[sdep.Output], names[sdep.Errors], names[sdep.Group]
+	c.TopicNaming = n.Scheme
+	return nil
+}
+
+func nameError(err error) error {
+	var ne *sdep.NameError
+	if errors.As(err, &ne) {
+		return &ConfigError{Name: ne.Var, Msg: ne.Msg}
+	}
+	return err
+}
+
+// The bounds of KAFKA_MESSAGE_MAX_BYTES: librdkafka's range for message.max.bytes and
+// max.partition.fetch.bytes.
+const (
+	minMessageBytes = 1000
+	maxMessageBytes = 1000000000
+	// maxFetchBytes is librdkafka's default fetch.max.bytes, kept as the most a fetch of small records
+	// brings: a larger record still comes, alone, as the first batch of its fetch (KIP-74).
+	// minFetchBytes is the least librdkafka takes: its consumer's message.max.bytes.
+	maxFetchBytes = 52428800
+	minFetchBytes = 1000000
+	// minReceiveBytes is librdkafka's default receive.message.max.bytes, kept as a floor.
+	minReceiveBytes = 100000000
+)
+
+// compressions are the codecs librdkafka's producer offers (compression.codec).
+var compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// loadLimits checks KAFKA_MESSAGE_MAX_BYTES and KAFKA_PRODUCER_COMPRESSION and puts the librdkafka
+// properties made from them before the user's overrides, which may still set any of them.
+func (c *Config) loadLimits(env Env) error {
+	c.MessageMaxBytes = env.MessageMaxBytes
+	if c.MessageMaxBytes < minMessageBytes || c.MessageMaxBytes > maxMessageBytes {
+		return bad("KAFKA_MESSAGE_MAX_BYTES", "%d: want %d to %d bytes (librdkafka's range)", c.MessageMaxBytes, minMessageBytes, maxMessageBytes)
+	}
+	c.Compression = strings.ToLower(strings.TrimSpace(env.Compression))
+	if !slices.Contains(compressions, c.Compression) {
+		return bad("KAFKA_PRODUCER_COMPRESSION", "%q: want one of %s", env.Compression, strings.Join(compressions, ", "))
+	}
+	made := messageLimits(c.MessageMaxBytes, c.Compression)
+	// A user's override of a property, under any of its names, replaces the one made here.
+	set := map[string]bool{}
+	for _, o := range c.Overrides {
+		set[propertyAliases[o.Key]] = true
+		set[o.Key] = true
+	}
+	var kept []kafka.Override
+	for _, o := range made {
+		if !set[o.Key] {
+			kept = append(kept, o)
+		}
+	}
+	c.Overrides = append(kept, c.Overrides...)
+	return nil
+}
+
+// messageLimits are the librdkafka properties one message limit and the codec make:
+//   - the producer's message.max.bytes: an answer larger than the limit is refused before it is sent
+//     (a produce_failed error record), as the broker refuses one larger than the topic takes;
+//   - the consumer's max.partition.fetch.bytes: a partition's first record, up to the limit, comes whole
+//     in one fetch;
+//   - fetch.max.bytes: the limit, but at most librdkafka's default, so a backlog of small records does
+//     not arrive a gigabyte at a time when the limit is large (and at least the 1000000 librdkafka takes);
+//   - receive.message.max.bytes: room for the largest fetch response, a record of the limit with its
+//     framing (librdkafka wants at least fetch.max.bytes + 512), never below librdkafka's default;
+//   - the producer's compression.codec.
+func messageLimits(limit int, compression string) []kafka.Override {
+	fetch := min(max(limit, minFetchBytes), maxFetchBytes)
+	receive := max(minReceiveBytes, max(limit, fetch)+1<<20)
+	from := "KAFKA_MESSAGE_MAX_BYTES"
+	return []kafka.Override{
+		{Key: "message.max.bytes", Value: strconv.Itoa(limit), Client: kafka.ProducerOnly, From: from},
+		{Key: "max.partition.fetch.bytes", Value: strconv.Itoa(limit), Client: kafka.ConsumerOnly, From: from},
+		{Key: "fetch.max.bytes", Value: strconv.Itoa(fetch), Client: kafka.ConsumerOnly, From: from},
+		{Key: "receive.message.max.bytes", Value: strconv.Itoa(receive), Client: kafka.ConsumerOnly, From: from},
+		{Key: "compression.codec", Value: compression, Client: kafka.ProducerOnly, From: "KAFKA_PRODUCER_COMPRESSION"},
+	}
+}
+
+// propertyAliases are librdkafka's other names of the properties messageLimits sets.
+var propertyAliases = map[string]string{
+	"fetch.message.max.bytes": "max.partition.fetch.bytes",
+	"compression.type":        "compression.codec",
 }
 
 // loadSecurity reads and checks the TLS and SASL material and the librdkafka overrides.
@@ -576,21 +685,6 @@ func parseCodes(list string) ([]codes.Code, error) {
 		}
 	}
 	return out, nil
-}
-
-func validTopic(name, topic string) error {
-	if len(topic) > 249 {
-		return bad(name, "a topic name has at most 249 characters")
-	}
-	if topic == "." || topic == ".." {
-		return bad(name, "%q is not a valid topic name", topic)
-	}
-	for _, r := range topic {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return bad(name, "%q: a topic name has only letters, digits, '.', '_' and '-'", topic)
-		}
-	}
-	return nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -204,6 +204,12 @@ func TestLoadConfigNamesTheBadSetting(t *testing.T) {
 		{name: "topic of 250 characters", env: map[string]string{"KAFKA_INPUT_TOPIC": strings.Repeat("t", 250)}, wantName: "KAFKA_INPUT_TOPIC"},
 		{name: "invalid error topic", env: map[string]string{"KAFKA_ERROR_TOPIC": "errors!"}, wantName: "KAFKA_ERROR_TOPIC"},
 
+		{name: "unknown topic naming", env: map[string]string{"KAFKA_TOPIC_NAMING": "core3"}, wantName: "KAFKA_TOPIC_NAMING"},
+		{name: "a topic prefix with the legacy naming", env: map[string]string{"KAFKA_TOPIC_PREFIX": "tenant"}, wantName: "KAFKA_TOPIC_PREFIX", wantMsg: "core2"},
+		{name: "a topic prefix that is no topic name", env: map[string]string{"KAFKA_TOPIC_NAMING": "core2", "KAFKA_TOPIC_PREFIX": "a/b"}, wantName: "KAFKA_TOPIC_PREFIX"},
+		{name: "core2 naming without --namespace", env: map[string]string{"KAFKA_TOPIC_NAMING": "core2", "KAFKA_INPUT_TOPIC": unset, "KAFKA_GROUP_ID": "g"}, args: []string{"--namespace="}, wantName: "--namespace"},
+		{name: "a group prefix with a space", env: map[string]string{"KAFKA_CONSUMER_GROUP_ID_PREFIX": "a b"}, wantName: "KAFKA_CONSUMER_GROUP_ID_PREFIX"},
+
 		{name: "unknown protocol", args: []string{"--protocol=graphql"}, wantName: "--protocol"},
 		{name: "unknown transport", args: []string{"--transport=carrier-pigeon"}, wantName: "--transport"},
 		{name: "server type not kafka", args: []string{"--server_type=rpc"}, wantName: "--server_type"},
@@ -301,6 +307,26 @@ func TestLoadConfigAcceptsValidSettings(t *testing.T) {
 		{"the predictor's name comes from --predictor when the spec has none", map[string]string{"ENGINE_PREDICTOR": b64(t, onePredictor("", nil))}, nil, func(t *testing.T, c Config) {
 			if c.Predictor.Name != "default" || c.GroupID != "default.iris.models" {
 				t.Errorf("Predictor.Name = %q, GroupID = %q, want default, default.iris.models", c.Predictor.Name, c.GroupID)
+			}
+		}},
+		{"core2 naming with prefixes: Core 2's topics for the SeldonDeployment, the prefixed group", map[string]string{
+			"KAFKA_TOPIC_NAMING": "core2", "KAFKA_TOPIC_PREFIX": "tenant-a", "KAFKA_CONSUMER_GROUP_ID_PREFIX": "tenant-a",
+			"KAFKA_INPUT_TOPIC": unset, "KAFKA_OUTPUT_TOPIC": unset,
+		}, nil, func(t *testing.T, c Config) {
+			got := []string{c.InputTopic, c.OutputTopic, c.ErrorTopic, c.GroupID, c.TopicNaming}
+			want := []string{"tenant-a.models.model.iris.inputs", "tenant-a.models.model.iris.outputs", "tenant-a.models.errors.errors", "tenant-a-default.iris.models", "core2"}
+			if !slices.Equal(got, want) {
+				t.Errorf("input, output, errors, group, naming = %q, want %q", got, want)
+			}
+			for _, o := range c.Overrides {
+				if o.From == "KAFKA_CONSUMER_GROUP_ID_PREFIX" {
+					t.Errorf("override %+v: KAFKA_CONSUMER_GROUP_ID_PREFIX is a setting, not the librdkafka property group.id.prefix", o)
+				}
+			}
+		}},
+		{"core2 naming keeps the topics that are set", map[string]string{"KAFKA_TOPIC_NAMING": "core2"}, nil, func(t *testing.T, c Config) {
+			if c.InputTopic != "requests" || c.OutputTopic != "answers" || c.ErrorTopic != "seldon.models.errors.errors" {
+				t.Errorf("input %q output %q errors %q", c.InputTopic, c.OutputTopic, c.ErrorTopic)
 			}
 		}},
 		{"error topic of its own", map[string]string{"KAFKA_ERROR_TOPIC": "failures"}, nil, func(t *testing.T, c Config) {
@@ -555,5 +581,28 @@ func TestRetryStatusesAndCodesAreReadAndChecked(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Name != tc.name {
 			t.Errorf("%s=%q: LoadConfig = %v, want a ConfigError naming %s", tc.name, tc.value, err, tc.name)
 		}
+	}
+}
+
+// TestExampleManifestsLoad: the SeldonDeployments of the examples are ones the sidecar starts with, as
+// the operator would start it for their first predictor.
+func TestExampleManifestsLoad(t *testing.T) {
+	for _, tc := range []struct {
+		file, sdep, protocol, transport string
+		node                            string
+	}{
+		{"../examples/demo/sdep.yaml", "iris", "seldon", "rest", "classifier"},
+		{"../examples/mlserver/sdep.yaml", "iris", "v2", "rest", "iris"},
+		{"../examples/mlserver/sdep.yaml", "iris-grpc", "v2", "grpc", "iris"},
+	} {
+		t.Run(tc.file+" "+tc.sdep, func(t *testing.T) {
+			c, err := load(t, nil, "--file="+tc.file, "--sdep="+tc.sdep, "--predictor=default", "--protocol="+tc.protocol, "--transport="+tc.transport)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Graph.Root.Name != tc.node {
+				t.Errorf("the graph's root is %q, want %q", c.Graph.Root.Name, tc.node)
+			}
+		})
 	}
 }

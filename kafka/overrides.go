@@ -37,11 +37,16 @@ const (
 	ProducerEnvPrefix = "KAFKA_PRODUCER_"
 )
 
-// OverridesFromEnv returns the overrides in environ (os.Environ's form), in name order.
-func OverridesFromEnv(environ []string) []Override {
+// OverridesFromEnv returns the overrides in environ (os.Environ's form), in name order. own are the
+// sidecar's own variables that happen to share the prefixes (KAFKA_CONSUMER_GROUP_ID_PREFIX,
+// KAFKA_PRODUCER_COMPRESSION): settings, not librdkafka properties.
+func OverridesFromEnv(environ []string, own map[string]bool) []Override {
 	var out []Override
 	for _, kv := range environ {
 		name, value, _ := strings.Cut(kv, "=")
+		if own[name] {
+			continue
+		}
 		var client Client
 		var rest string
 		switch {

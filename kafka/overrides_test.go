@@ -19,9 +19,10 @@ func TestOverridesFromEnvMapNamesToProperties(t *testing.T) {
 		"KAFKA_CONSUMER_FETCH_MAX_BYTES=1048576",
 		"KAFKA_CONSUMER_SOCKET_KEEPALIVE_ENABLE=true",
 		"KAFKA_CONSUMERS=3",
+		"KAFKA_CONSUMER_GROUP_ID_PREFIX=tenant",
 		"HOME=/root",
 	}
-	got := kafka.OverridesFromEnv(environ)
+	got := kafka.OverridesFromEnv(environ, map[string]bool{"KAFKA_CONSUMER_GROUP_ID_PREFIX": true})
 	want := []kafka.Override{
 		{Key: "fetch.max.bytes", Value: "1048576", Client: kafka.ConsumerOnly, From: "KAFKA_CONSUMER_FETCH_MAX_BYTES"},
 		{Key: "socket.keepalive.enable", Value: "true", Client: kafka.ConsumerOnly, From: "KAFKA_CONSUMER_SOCKET_KEEPALIVE_ENABLE"},

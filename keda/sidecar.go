@@ -1,6 +1,7 @@
 package keda
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,9 +12,6 @@ import (
 // The sidecar's environment variables (executor/config.go, and the security settings being added to it).
 const (
 	envBroker      = "KAFKA_BROKER"
-	envInputTopic  = "KAFKA_INPUT_TOPIC"
-	envOutputTopic = "KAFKA_OUTPUT_TOPIC"
-	envGroupID     = "KAFKA_GROUP_ID"
 	envOffsetReset = "KAFKA_AUTO_OFFSET_RESET"
 	envProtocol    = "KAFKA_SECURITY_PROTOCOL"
 	envSASLMech    = "KAFKA_SASL_MECHANISM"
@@ -64,111 +62,11 @@ type sidecar struct {
 	Reset   setting // earliest or latest
 	TLS     bool
 	SASL    string // KEDA's name for the mechanism, "" without SASL
-	env     map[string]envVar
+	env     map[string]sdep.ResolvedEnv
 
 	// keyPassword says whether KAFKA_SSL_CLIENT_KEY_PASS becomes keyPassword; set by the generator from
 	// Options.KeyPassword.
 	keyPassword KeyPasswordMode
-}
-
-// envVar is one variable of the sidecar container as Kubernetes gives it to the process.
-type envVar struct {
-	sdep.EnvVar
-	Expanded string   // Value after $(VAR) expansion; meaningful when Known
-	Known    bool     // inline, and every $(VAR) in it expanded from values known here
-	Needs    string   // when not Known: where the value comes from, said for a diagnostic
-	Literal  []string // the $(VAR) references left as written: no variable of that name comes before it
-}
-
-// operatorEnv are the variables the Seldon operator puts before svcOrchSpec.env in the sidecar container
-// (createExecutorContainer in operator/controllers/seldondeployment_engine.go): a $(VAR) of one of them
-// expands, to a value not known here.
-var operatorEnv = []string{"ENGINE_PREDICTOR", "REQUEST_LOGGER_DEFAULT_ENDPOINT"}
-
-// resolveEnv gives each variable of svcOrchSpec.env the value the sidecar process sees. Kubernetes
-// expands $(VAR) in an inline value from the variables before it in the container's list (kubelet's
-// makeEnvironmentVariables with third_party/forked/golang/expansion): $$ is a literal $, and a reference
-// to a name not defined before it stays as written. A repeated name takes its last definition.
-func resolveEnv(vars []sdep.EnvVar) map[string]envVar {
-	defined := make(map[string]envVar, len(vars)+len(operatorEnv))
-	for _, n := range operatorEnv {
-		defined[n] = envVar{EnvVar: sdep.EnvVar{Name: n}, Needs: "a value the Seldon operator sets"}
-	}
-	out := make(map[string]envVar, len(vars))
-	for _, v := range vars {
-		e := envVar{EnvVar: v}
-		if v.Value == "" && v.ValueFrom != nil {
-			e.Needs = refString(v)
-		} else {
-			var needs []string
-			e.Expanded = expandEnv(v.Value, func(name string) (string, bool) {
-				d, ok := defined[name]
-				switch {
-				case !ok:
-					e.Literal = append(e.Literal, name)
-					return "", false
-				case !d.Known:
-					needs = append(needs, fmt.Sprintf("$(%s) from %s", name, d.Needs))
-				}
-				return d.Expanded, true
-			})
-			e.Known = len(needs) == 0
-			if !e.Known {
-				e.Needs = fmt.Sprintf("an inline value %q whose %s", v.Value, strings.Join(needs, " and "))
-			}
-		}
-		defined[v.Name] = e
-		out[v.Name] = e
-	}
-	return out
-}
-
-// expandEnv is Kubernetes' expansion of $(VAR) (k8s.io/kubernetes third_party/forked/golang/expansion,
-// Expand): lookup gives a name's value, or false to leave the reference as written.
-func expandEnv(in string, lookup func(name string) (string, bool)) string {
-	var b strings.Builder
-	checkpoint := 0
-	for cursor := 0; cursor < len(in); cursor++ {
-		if in[cursor] != '$' || cursor+1 >= len(in) {
-			continue
-		}
-		b.WriteString(in[checkpoint:cursor])
-		rest := in[cursor+1:]
-		advance := 1
-		switch rest[0] {
-		case '$': // an escaped operator
-			b.WriteByte('$')
-		case '(':
-			if end := strings.IndexByte(rest, ')'); end > 0 {
-				name := rest[1:end]
-				if v, ok := lookup(name); ok && name != "" {
-					b.WriteString(v)
-				} else {
-					b.WriteString("$(" + name + ")")
-				}
-				advance = end + 1
-			} else {
-				b.WriteString("$(") // no closing parenthesis: kept as written
-			}
-		default:
-			b.WriteString(in[cursor : cursor+2])
-		}
-		cursor += advance
-		checkpoint = cursor + 1
-	}
-	return b.String() + in[checkpoint:]
-}
-
-func refString(v sdep.EnvVar) string {
-	switch {
-	case v.ValueFrom == nil:
-		return "an inline value"
-	case v.ValueFrom.SecretKeyRef != nil:
-		return fmt.Sprintf("secretKeyRef %s/%s", v.ValueFrom.SecretKeyRef.Name, v.ValueFrom.SecretKeyRef.Key)
-	case v.ValueFrom.ConfigMapKeyRef != nil:
-		return fmt.Sprintf("configMapKeyRef %s/%s", v.ValueFrom.ConfigMapKeyRef.Name, v.ValueFrom.ConfigMapKeyRef.Key)
-	}
-	return "a valueFrom this tool cannot follow"
 }
 
 // lookup returns the variable's setting, its value trimmed as the sidecar trims it, and whether it is
@@ -196,7 +94,7 @@ func (s *sidecar) lookupRaw(name string) (setting, bool) {
 // literalRefs reports the $(VAR) references of the variables the trigger follows that Kubernetes leaves
 // as written.
 func (s *sidecar) literalRefs(where string, ds *diags) {
-	for _, name := range []string{envBroker, envInputTopic, envGroupID, envOffsetReset, envProtocol, envSASLMech} {
+	for _, name := range []string{envBroker, sdep.EnvInputTopic, sdep.EnvGroupID, sdep.EnvTopicNaming, sdep.EnvTopicPrefix, sdep.EnvGroupPrefix, envOffsetReset, envProtocol, envSASLMech} {
 		v, ok := s.env[name]
 		if !ok {
 			continue
@@ -211,32 +109,34 @@ func (s *sidecar) literalRefs(where string, ds *diags) {
 // readSidecar works out the sidecar's settings from the predictor's svcOrchSpec.env the way the sidecar
 // reads them at start (executor/config.go), reporting what would stop it and what KEDA cannot follow.
 func readSidecar(d sdep.SeldonDeployment, p sdep.PredictorSpec, namespace, where string, ds *diags) *sidecar {
-	s := &sidecar{env: resolveEnv(p.SvcOrchSpec.Env)}
+	s := &sidecar{env: sdep.ResolveEnv(p.SvcOrchSpec.Env)}
 	where += ": svcOrchSpec.env"
 	s.literalRefs(where, ds)
 	ok := true
-	for _, req := range []struct {
-		name string
-		dst  *setting
-	}{{envBroker, &s.Brokers}, {envInputTopic, &s.Topic}, {envOutputTopic, nil}} {
-		st, set := s.lookup(req.name)
-		if !set || (st.Known && st.Value == "") {
-			ds.errorf(where, "%s is not set: the sidecar will not start", req.name)
-			ok = false
-			continue
-		}
-		if req.dst != nil {
-			*req.dst = st
-		}
-	}
-
-	if st, set := s.lookup(envGroupID); set && (!st.Known || st.Value != "") {
-		s.Group = st
+	if st, set := s.lookup(envBroker); !set || (st.Known && st.Value == "") {
+		ds.errorf(where, "%s is not set: the sidecar will not start", envBroker)
+		ok = false
 	} else {
-		s.Group = setting{
-			Value: p.Name + "." + d.Metadata.Name + "." + namespace, Known: true,
-			Origin: "the sidecar's group <predictor>.<sdep>.<namespace>",
+		s.Brokers = st
+	}
+	// The topic and the group come from the function the sidecar names them with.
+	pk, err := sdep.KafkaOf(s.env, d.Metadata.Name, namespace, p.Name)
+	if err != nil {
+		// A naming variable from a Secret or ConfigMap is not known here; anything else the sidecar refuses.
+		notHere := false
+		if ne := (*sdep.NameError)(nil); errors.As(err, &ne) {
+			v, set := s.env[ne.Var]
+			notHere = set && !v.Known
 		}
+		if notHere {
+			ds.errorf(where, "%v", err)
+		} else {
+			ds.errorf(where, "%v: the sidecar will not start", err)
+		}
+		ok = false
+	} else {
+		s.Topic = s.named(pk, sdep.Input)
+		s.Group = s.named(pk, sdep.Group)
 	}
 
 	s.Reset = setting{Var: envOffsetReset, Value: defaultOffsetReset, Known: true}
@@ -307,6 +207,25 @@ func readSidecar(d sdep.SeldonDeployment, p sdep.PredictorSpec, namespace, where
 	return s
 }
 
+// named is the setting of a name the sidecar reads from its variable or makes itself (sdep.KafkaOf).
+func (s *sidecar) named(pk sdep.PredictorKafka, r sdep.Role) setting {
+	if !pk.Derived[r] {
+		st, _ := s.lookup(r.Var())
+		if st.Known {
+			st.Value = pk.Names[r]
+		}
+		return st
+	}
+	origin := "the sidecar's group <predictor>.<sdep>.<namespace>"
+	switch {
+	case r == sdep.Group && pk.Naming.GroupPrefix != "":
+		origin = "the sidecar's group " + sdep.EnvGroupPrefix + "-<predictor>.<sdep>.<namespace>"
+	case r != sdep.Group:
+		origin = "Core 2's name {prefix}.{namespace}.model.{sdep}.inputs, " + sdep.EnvTopicNaming + "=" + sdep.NamingCore2
+	}
+	return setting{Value: pk.Names[r], Known: true, Origin: origin}
+}
+
 // authParam is one parameter of a TriggerAuthentication and where KEDA reads it.
 type authParam struct {
 	Param     string
@@ -336,7 +255,7 @@ func (s *sidecar) authParams(where string, ds *diags) []authParam {
 		case v.ValueFrom != nil && v.ValueFrom.ConfigMapKeyRef != nil:
 			out = append(out, authParam{Param: param, ConfigMap: v.ValueFrom.ConfigMapKeyRef})
 		case v.ValueFrom != nil:
-			ds.errorf(where, "%s comes from %s: the trigger gets no %s; give it from a Secret, or give the trigger an authenticationRef", name, refString(v.EnvVar), param)
+			ds.errorf(where, "%s comes from %s: the trigger gets no %s; give it from a Secret, or give the trigger an authenticationRef", name, v.Source(), param)
 			return false
 		case inlineOK:
 			// Not a secret: KEDA reads it from the sidecar container's own environment.
@@ -458,7 +377,7 @@ func refOrValue(v sdep.EnvVar) string {
 	if v.ValueFrom == nil {
 		return fmt.Sprintf("%q", v.Value)
 	}
-	return refString(v)
+	return v.Source()
 }
 
 // sameServers compares two bootstrap server lists as sets.

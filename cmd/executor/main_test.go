@@ -264,6 +264,8 @@ func TestEveryCommandHasHelpAndRefusesABadFlag(t *testing.T) {
 		{"../sidecar-bench", "sidecar-bench", false},
 		{"../testmodel", "testmodel", true},
 		{"../../examples/kafkaclient", "kafkaclient", false},
+		{"../../examples/demo/iris", "iris", true},
+		{"../../examples/cifar10", "cifar10", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

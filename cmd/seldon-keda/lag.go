@@ -13,6 +13,7 @@ import (
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/kafka/lag"
 	"github.com/seldon-kafka/sidecar/keda/kafkascaler"
+	"github.com/seldon-kafka/sidecar/sdep"
 )
 
 // lagConfig is what the lag report runs on: the sidecar's connection and group, and the trigger.
@@ -48,7 +49,7 @@ func (o optInt32) Set(v string) error {
 // parseLag reads the lag report's settings from the sidecar's environment variables and the flags. The
 // group is KAFKA_GROUP_ID, or the sidecar's <predictor>.<sdep>.<namespace>.
 func parseLag(args []string, stdout, stderr io.Writer, getenv func(string) string) (lagConfig, error) {
-	fs := newFlags("lag", "lag [flags]  (connection from KAFKA_BROKER, KAFKA_INPUT_TOPIC, KAFKA_GROUP_ID as the sidecar reads them)", stdout, stderr)
+	fs := newFlags("lag", "lag [flags]  (connection, topic and group from KAFKA_BROKER, KAFKA_INPUT_TOPIC, KAFKA_GROUP_ID, KAFKA_TOPIC_NAMING, KAFKA_TOPIC_PREFIX and KAFKA_CONSUMER_GROUP_ID_PREFIX as the sidecar reads them)", stdout, stderr)
 	var c lagConfig
 	props := kv{}
 	sdepName := fs.String("sdep", "", "SeldonDeployment name, for the group <predictor>.<sdep>.<namespace> when KAFKA_GROUP_ID is not set")
@@ -81,24 +82,29 @@ func parseLag(args []string, stdout, stderr io.Writer, getenv func(string) strin
 	c.Settings = kafka.Settings{
 		Brokers:  strings.TrimSpace(getenv("KAFKA_BROKER")),
 		ClientID: "seldon-keda-lag",
-		GroupID:  strings.TrimSpace(getenv("KAFKA_GROUP_ID")),
 		Extra:    props,
 	}
-	c.Topic = strings.TrimSpace(getenv("KAFKA_INPUT_TOPIC"))
 	if c.Settings.Brokers == "" {
 		return c, fmt.Errorf("KAFKA_BROKER: required, and not set")
 	}
-	if c.Topic == "" {
-		return c, fmt.Errorf("KAFKA_INPUT_TOPIC: required, and not set")
+	// The topic and the group as the sidecar names them (sdep.Naming): its variables, or the names it
+	// makes from the flags. The output and error topics are not wanted here.
+	given := [4]sdep.Given{sdep.Output: {Unknown: true}, sdep.Errors: {Unknown: true}}
+	for _, r := range []sdep.Role{sdep.Input, sdep.Group} {
+		given[r].Value = strings.TrimSpace(getenv(r.Var()))
 	}
-	if c.Settings.GroupID == "" {
-		for _, req := range []struct{ name, v string }{{"--predictor", *predictor}, {"--sdep", *sdepName}, {"--namespace", *namespace}} {
-			if req.v == "" {
-				return c, fmt.Errorf("%s: required to name the group <predictor>.<sdep>.<namespace> (or set KAFKA_GROUP_ID)", req.name)
-			}
-		}
-		c.Settings.GroupID = *predictor + "." + *sdepName + "." + *namespace
+	if given[sdep.Group].Value == "" && *predictor == "" {
+		return c, fmt.Errorf("--predictor: required to name the group <predictor>.<sdep>.<namespace> (or set KAFKA_GROUP_ID)")
 	}
+	n, err := sdep.NewNaming(getenv(sdep.EnvTopicNaming), getenv(sdep.EnvTopicPrefix), getenv(sdep.EnvGroupPrefix), *sdepName, *namespace, *predictor)
+	if err != nil {
+		return c, err
+	}
+	names, err := n.Resolve(given)
+	if err != nil {
+		return c, err
+	}
+	c.Topic, c.Settings.GroupID = names[sdep.Input], names[sdep.Group]
 	if *reset == "" {
 		*reset = strings.ToLower(strings.TrimSpace(getenv("KAFKA_AUTO_OFFSET_RESET")))
 		if *reset == "" {

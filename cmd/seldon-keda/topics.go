@@ -20,6 +20,7 @@ type plannedTopic struct {
 	broker, name string
 	users        []string // the SeldonDeployments that use it, in input order
 	keptBy       []string // of those, the ones whose topics delete keeps (no opt-in, no --force)
+	shared       bool     // Core 2's error topic of a namespace: not any one SeldonDeployment's
 }
 
 func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -66,7 +67,7 @@ func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	byKey := map[[2]string]*plannedTopic{}
 	for _, l := range input.Deployments {
 		d := l.SeldonDeployment
-		ts, err := topics.Of(d)
+		ts, err := topics.Of(d, *fs.namespace)
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.Source, err)
 		}
@@ -87,6 +88,7 @@ func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 				byKey[key] = p
 				plan = append(plan, p)
 			}
+			p.shared = p.shared || t.Shared
 			if !slices.Contains(p.users, name) {
 				p.users = append(p.users, name)
 			}
@@ -114,7 +116,7 @@ func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		for _, p := range plan {
 			switch {
 			case p.broker != b:
-			case len(p.keptBy) > 0:
+			case len(p.keptBy) > 0, op == "delete" && p.shared:
 				kept = append(kept, p.name)
 			default:
 				work = append(work, p.name)
@@ -132,7 +134,12 @@ func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	all := make([]topics.Status, 0, len(plan))
 	for _, p := range plan {
 		st := done[[2]string{p.broker, p.name}]
-		if len(p.keptBy) > 0 {
+		switch {
+		case op == "delete" && p.shared:
+			// Core 2 keeps its namespace's error topic when a model goes; so does this.
+			st.Action = "kept"
+			st.Note = "the error topic every model of the namespace writes to (KAFKA_TOPIC_NAMING=core2), which Core 2 keeps too"
+		case len(p.keptBy) > 0:
 			// Described, not deleted: it exists or not as the broker says.
 			st.Action = "kept"
 			if len(p.keptBy) == len(p.users) {
@@ -166,6 +173,7 @@ type topicsFlagSet struct {
 	in             files
 	props          kv
 	broker         *string
+	namespace      *string
 	partitions, rf *int
 	force, asJSON  *bool
 	timeout        *time.Duration
@@ -175,6 +183,7 @@ func topicsFlags(op, synopsis string, stdout, stderr io.Writer) *topicsFlagSet {
 	fs := &topicsFlagSet{flagSet: newFlags("topics "+op, synopsis, stdout, stderr), props: kv{}}
 	fs.Var(&fs.in, "f", "SeldonDeployment manifest (YAML or JSON, one or more documents, a List too); repeatable; - or none is stdin")
 	fs.broker = fs.String("broker", "", "bootstrap servers (default: the predictors' KAFKA_BROKER, then $KAFKA_BROKER)")
+	fs.namespace = fs.String("namespace", "", "namespace of SeldonDeployments without metadata.namespace (KAFKA_TOPIC_NAMING=core2 names topics after it)")
 	fs.Var(fs.props, "X", "librdkafka property KEY=VALUE for the connection (security settings); repeatable")
 	fs.partitions = fs.Int("partitions", 0, "create: partitions of each topic (required)")
 	fs.rf = fs.Int("replication-factor", 0, "create: replication factor of each topic (required; -1 for the broker's default)")

@@ -36,6 +36,8 @@ type options struct {
 	delay      time.Duration
 	rate       int
 	seconds    int
+	// compression, when set, is the codecs to compare on CIFAR10-sized answers instead of the figures.
+	compression string
 }
 
 func main() {
@@ -62,6 +64,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o options, code int) {
 	fs.DurationVar(&o.delay, "model-delay", 0, "time the model takes per call")
 	fs.IntVar(&o.rate, "rate", 500, "requests per second in the latency run")
 	fs.IntVar(&o.seconds, "seconds", 10, "length of the latency run")
+	fs.StringVar(&o.compression, "compression", "", "instead: compare KAFKA_PRODUCER_COMPRESSION codecs (comma-separated, e.g. none,lz4,zstd) on -records CIFAR10-sized requests and answers")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: sidecar-bench [flags]  (make broker && make build first)")
 		fs.PrintDefaults()
@@ -95,36 +98,24 @@ func run(o options) error {
 	if _, err := os.Stat(o.binary); err != nil {
 		return fmt.Errorf("%s: %w (run make build)", o.binary, err)
 	}
-	model := testmodel.New(testmodel.Options{ModelName: "classifier", Delay: o.delay})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if o.compression != "" {
+		return compareCompression(o)
+	}
+	modelPort, stopModel, err := startModel(o.delay)
 	if err != nil {
 		return err
 	}
-	go func() { _ = model.Serve(ln) }()
-	defer model.Close()
-
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
-	in, out := "bench-in-"+suffix, "bench-out-"+suffix
+	defer stopModel()
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": o.bootstrap})
 	if err != nil {
 		return err
 	}
 	defer admin.Close()
-	ctx := context.Background()
-	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{
-		{Topic: in, NumPartitions: o.partitions, ReplicationFactor: 1},
-		{Topic: out, NumPartitions: o.partitions, ReplicationFactor: 1},
-	})
+	suffix, in, out, err := benchTopics(admin, o.partitions)
 	if err != nil {
 		return err
 	}
-	for _, r := range res {
-		if r.Error.Code() != kafka.ErrNoError {
-			return fmt.Errorf("creating %s: %v", r.Topic, r.Error)
-		}
-	}
-	defer admin.DeleteTopics(ctx, []string{in, out})
-	time.Sleep(time.Second)
+	defer admin.DeleteTopics(context.Background(), []string{in, out})
 
 	prod, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": o.bootstrap, "linger.ms": 5,
 		"go.delivery.report.fields": "none"})
@@ -160,7 +151,7 @@ func run(o options) error {
 		"--protocol=seldon", "--http_port=0", "--grpc_port=0", "--log_level=WARN")
 	cmd.Env = append(os.Environ(), "KAFKA_BROKER="+o.bootstrap, "KAFKA_INPUT_TOPIC="+in, "KAFKA_OUTPUT_TOPIC="+out,
 		"KAFKA_GROUP_ID="+group, "KAFKA_WORKERS="+strconv.Itoa(o.workers),
-		"ENGINE_PREDICTOR="+predictor(ln.Addr().(*net.TCPAddr).Port))
+		"ENGINE_PREDICTOR="+predictor(modelPort))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err
@@ -226,6 +217,38 @@ func run(o options) error {
 	hwm, rss := memory(pid)
 	fmt.Printf("%-34s %12.1f MiB (now %.1f MiB)\n", "executor peak RSS:", hwm, rss)
 	return nil
+}
+
+// startModel serves the test model on a loopback port of its own.
+func startModel(delay time.Duration) (port int, stop func(), err error) {
+	model := testmodel.New(testmodel.Options{ModelName: "classifier", Delay: delay})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, nil, err
+	}
+	go func() { _ = model.Serve(ln) }()
+	return ln.Addr().(*net.TCPAddr).Port, func() { _ = model.Close() }, nil
+}
+
+// benchTopics creates an input and an output topic of their own for one run, and waits a moment for
+// their leaders.
+func benchTopics(admin *kafka.AdminClient, partitions int) (suffix, in, out string, err error) {
+	suffix = strconv.FormatInt(time.Now().UnixNano(), 36)
+	in, out = "bench-in-"+suffix, "bench-out-"+suffix
+	res, err := admin.CreateTopics(context.Background(), []kafka.TopicSpecification{
+		{Topic: in, NumPartitions: partitions, ReplicationFactor: 1},
+		{Topic: out, NumPartitions: partitions, ReplicationFactor: 1},
+	})
+	if err != nil {
+		return "", "", "", err
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError {
+			return "", "", "", fmt.Errorf("creating %s: %v", r.Topic, r.Error)
+		}
+	}
+	time.Sleep(time.Second)
+	return suffix, in, out, nil
 }
 
 func produce(p *kafka.Producer, topic, key, puid string, value []byte) error {

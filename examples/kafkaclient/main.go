@@ -7,7 +7,9 @@
 //
 // Each line of standard input is one request: a key, a space, and a JSON SeldonMessage. With -grpc the
 // message is sent as a binary seldon.protos.SeldonMessage with the proto-name header, as the executor
-// wants records with --transport=grpc, and the protobuf answers are printed as JSON.
+// wants records with --transport=grpc, and the protobuf answers are printed as JSON. With -pretty the
+// rows of data.ndarray or data.tensor are printed with their names (the answer's largest value marked),
+// and each answer with the time it took.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +37,9 @@ import (
 
 const seldonMessage = "seldon.protos.SeldonMessage"
 
+// pretty prints data rows with their names instead of JSON (-pretty).
+var pretty bool
+
 func main() {
 	fs := flag.NewFlagSet("kafkaclient", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // an error is one line, below; the usage only on --help
@@ -45,6 +51,7 @@ func main() {
 	grpc := fs.Bool("grpc", false, "send protobuf SeldonMessages (for an executor with --transport=grpc)")
 	prefix := fs.String("puid", "req", "prefix of the Seldon-Puid of each request")
 	timeout := fs.Duration("timeout", 90*time.Second, "how long to wait for all the answers")
+	fs.BoolVar(&pretty, "pretty", false, "print the rows of requests and answers with their names, and each answer's time")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: kafkaclient -create [flags]      create the topics\n"+
 			"       kafkaclient [flags] <requests     send each \"key json\" line of stdin, print the answers\n")
@@ -167,18 +174,21 @@ func roundTrip(bootstrap, in, out, errs string, grpc bool, reqs []request, timeo
 	time.Sleep(500 * time.Millisecond) // let the fetch positions settle at the end of the topics
 
 	byPuid := map[string]int{}
+	sent := make([]time.Time, len(reqs))
+	took := make([]time.Duration, len(reqs))
 	delivered := make(chan kafka.Event, len(reqs))
 	for i, r := range reqs {
 		byPuid[r.puid] = i
 		value := []byte(r.value)
 		hs := []kafka.Header{{Key: "Seldon-Puid", Value: []byte(r.puid)}}
 		if grpc {
+			// A line that is not a SeldonMessage goes as it is, to show what the executor does with bytes
+			// that do not parse.
 			var sm seldonpb.SeldonMessage
-			if err := protojson.Unmarshal(value, &sm); err != nil {
-				return fmt.Errorf("request %s is not a SeldonMessage: %v", r.key, err)
-			}
-			if value, err = proto.Marshal(&sm); err != nil {
-				return err
+			if err := protojson.Unmarshal(value, &sm); err == nil {
+				if value, err = proto.Marshal(&sm); err != nil {
+					return err
+				}
 			}
 			hs = append(hs, kafka.Header{Key: "proto-name", Value: []byte(seldonMessage)})
 		} else {
@@ -188,7 +198,12 @@ func roundTrip(bootstrap, in, out, errs string, grpc bool, reqs []request, timeo
 		if grpc {
 			how = fmt.Sprintf("protobuf %s, %d bytes", seldonMessage, len(value))
 		}
-		fmt.Printf("→ %-10s %s\n             (Seldon-Puid %s, %s)\n", r.key, r.value, r.puid, how)
+		if pretty {
+			fmt.Printf("→ %-10s %s\n", r.key, rows([]byte(r.value), false))
+		} else {
+			fmt.Printf("→ %-10s %s\n             (Seldon-Puid %s, %s)\n", r.key, r.value, r.puid, how)
+		}
+		sent[i] = time.Now()
 		if err := p.Produce(&kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: &in, Partition: kafka.PartitionAny},
 			Key:            []byte(r.key), Value: value, Headers: hs,
@@ -223,11 +238,12 @@ func roundTrip(bootstrap, in, out, errs string, grpc bool, reqs []request, timeo
 			continue // not one of this run's requests
 		}
 		answers[i] = msg
+		took[i] = time.Since(sent[i])
 		got++
 	}
 	fmt.Println()
 	for i, r := range reqs {
-		printAnswer(r, answers[i])
+		printAnswer(r, answers[i], took[i])
 	}
 	if got < len(reqs) {
 		return fmt.Errorf("%d of %d answers within %v", got, len(reqs), timeout)
@@ -244,12 +260,20 @@ func header(m *kafka.Message, key string) string {
 	return ""
 }
 
-func printAnswer(r request, m *kafka.Message) {
+func printAnswer(r request, m *kafka.Message, took time.Duration) {
 	if m == nil {
 		fmt.Printf("← %-10s no answer\n", r.key)
 		return
 	}
 	where := fmt.Sprintf("%s[%d]@%d", *m.TopicPartition.Topic, m.TopicPartition.Partition, m.TopicPartition.Offset)
+	if pretty {
+		if reason := header(m, "Seldon-Error-Reason"); reason != "" {
+			fmt.Printf("← %-10s error record (%s): %s\n", r.key, reason, header(m, "Seldon-Error-Message"))
+			return
+		}
+		fmt.Printf("← %-10s %s   [%v, %s]\n", r.key, rows([]byte(body(m)), true), took.Round(time.Millisecond), where)
+		return
+	}
 	if reason := header(m, "Seldon-Error-Reason"); reason != "" {
 		fmt.Printf("← %-10s ERROR RECORD on %s\n", r.key, where)
 		for _, h := range []string{"Seldon-Puid", "Seldon-Error-Reason", "Seldon-Error-Stage", "Seldon-Error-Node",
@@ -290,4 +314,57 @@ func body(m *kafka.Message) string {
 		return strings.TrimSpace(string(v))
 	}
 	return buf.String()
+}
+
+// rows prints the rows of a SeldonMessage's data.ndarray or data.tensor with data.names: "name value,
+// …" a row, rows separated by " | "; with mark, a row starts with the name of its largest value
+// ("setosa (setosa 0.982, versicolor 0.018, …)"). Anything else is printed as it is.
+func rows(msg []byte, mark bool) string {
+	var sm seldonpb.SeldonMessage
+	if err := protojson.Unmarshal(msg, &sm); err != nil || sm.GetData() == nil {
+		return strings.TrimSpace(string(msg))
+	}
+	d := sm.GetData()
+	var table [][]float64
+	switch {
+	case d.GetNdarray() != nil:
+		for _, rv := range d.GetNdarray().GetValues() {
+			var row []float64
+			for _, v := range rv.GetListValue().GetValues() {
+				row = append(row, v.GetNumberValue())
+			}
+			table = append(table, row)
+		}
+	case d.GetTensor() != nil && len(d.GetTensor().GetShape()) == 2:
+		vals, width := d.GetTensor().GetValues(), int(d.GetTensor().GetShape()[1])
+		for i := 0; width > 0 && i+width <= len(vals); i += width {
+			table = append(table, vals[i:i+width])
+		}
+	default:
+		return strings.TrimSpace(string(msg))
+	}
+	var out []string
+	for _, row := range table {
+		var cells []string
+		top := 0
+		for j, v := range row {
+			name := fmt.Sprintf("[%d]", j)
+			if j < len(d.GetNames()) {
+				name = d.GetNames()[j]
+			}
+			cells = append(cells, fmt.Sprintf("%s %s", name, strconv.FormatFloat(v, 'f', -1, 64)))
+			if mark {
+				cells[j] = fmt.Sprintf("%s %.3f", name, v)
+			}
+			if v > row[top] {
+				top = j
+			}
+		}
+		line := strings.Join(cells, ", ")
+		if mark && len(row) > 0 && top < len(d.GetNames()) {
+			line = d.GetNames()[top] + " (" + line + ")"
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, " | ")
 }

@@ -22,6 +22,10 @@ type Graph struct {
 	Nodes     []*Node
 	Protocol  protocols.Name
 	Transport string // rest or grpc
+	// MaxMessageBytes bounds a request and an answer of every node call (KAFKA_MESSAGE_MAX_BYTES): a
+	// larger request is refused by Check, a larger answer fails the call without retries; 0 is the
+	// clients' own default.
+	MaxMessageBytes int
 }
 
 // Node is a graph node and what the walk does at it: which of the node's container methods it calls,

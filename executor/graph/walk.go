@@ -130,23 +130,31 @@ func (w *Walker) client(n *Node, shared *http.Transport) (protocols.Client, erro
 		if !ok {
 			return nil, fmt.Errorf("protocol %q has no gRPC client", w.g.Protocol)
 		}
-		return grpc.New(p, grpc.Options{Target: n.Address("grpc"), Model: n.Name, Timeout: w.opts.Timeout, RetryCodes: w.opts.RetryCodes})
+		return grpc.New(p, grpc.Options{Target: n.Address("grpc"), Model: n.Name, Timeout: w.opts.Timeout, RetryCodes: w.opts.RetryCodes,
+			MaxMessageBytes: w.g.MaxMessageBytes})
 	}
 	p, ok := restProtocols[w.g.Protocol]
 	if !ok {
 		return nil, fmt.Errorf("protocol %q has no REST client", w.g.Protocol)
 	}
 	return rest.New(p, rest.Options{BaseURL: "http://" + n.Address("rest"), Model: n.Name, Timeout: w.opts.Timeout,
-		MaxConns: w.opts.MaxConns, Transport: shared, RetryStatuses: w.opts.RetryStatuses}), nil
+		MaxConns: w.opts.MaxConns, Transport: shared, RetryStatuses: w.opts.RetryStatuses, MaxResponseBytes: int64(w.g.MaxMessageBytes)}), nil
 }
 
 // Graph is the graph walked.
 func (w *Walker) Graph() *Graph { return w.g }
 
-// Check rejects a request no walk could serve (not JSON of the protocol, a wrong proto-name, …) with a
-// *protocols.CallError whose Reason is invalid_request, before any call. Over gRPC it keeps the decoded
-// message on req.
-func (w *Walker) Check(req *protocols.Request) error { return w.entry.Check(req) }
+// Check rejects a request no walk could serve (larger than MaxMessageBytes, not JSON of the protocol, a
+// wrong proto-name, …) with a *protocols.CallError whose Reason is invalid_request, before any call.
+// Over gRPC it keeps the decoded message on req.
+func (w *Walker) Check(req *protocols.Request) error {
+	if limit := w.g.MaxMessageBytes; limit > 0 && len(req.Body) > limit {
+		// Over gRPC no node could be sent it; over REST it is refused the same, so the limit means one
+		// thing whatever the transport.
+		return protocols.Invalid("the request is %d bytes, over the %d of KAFKA_MESSAGE_MAX_BYTES", len(req.Body), limit)
+	}
+	return w.entry.Check(req)
+}
 
 // record is what one walk shares between its steps and branches.
 type record struct {

@@ -52,6 +52,9 @@ func Produce(t testing.TB, bootstrap, topic string, recs []Record) []Record {
 		"linger.ms":          5,
 		"partitioner":        "murmur2_random",
 		"message.timeout.ms": int(deliveryTimeout.Milliseconds()) / 2,
+		// librdkafka's most, not its 1 MB: tests write requests of tens of megabytes; what a topic takes
+		// is the broker's to say.
+		"message.max.bytes": 1000000000,
 		// Only the key is copied back (for error messages); Opaque carries
 		// the record's index.
 		"go.delivery.report.fields": "key",

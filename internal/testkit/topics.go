@@ -189,3 +189,14 @@ func deleteTopic(t testing.TB, bootstrap, name string) {
 		}
 	}
 }
+
+// DeleteAtEnd deletes, when the test ends, topics that the code under test made; one already gone is
+// fine.
+func DeleteAtEnd(t testing.TB, bootstrap string, names ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, n := range names {
+			deleteTopic(t, bootstrap, n)
+		}
+	})
+}

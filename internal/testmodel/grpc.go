@@ -42,7 +42,8 @@ import (
 // use. Serve it with ServeGRPC, or register more services on it first.
 func (s *Server) GRPCServer() *grpc.Server {
 	s.grpcOnce.Do(func() {
-		g := grpc.NewServer()
+		// As large as a REST body may be (gRPC's default is 4 MiB): tests send tens of megabytes.
+		g := grpc.NewServer(grpc.MaxRecvMsgSize(maxBody), grpc.MaxSendMsgSize(maxBody))
 		seldonpb.RegisterModelServer(g, seldonModel{s: s})
 		seldonpb.RegisterTransformerServer(g, seldonTransformer{s: s})
 		seldonpb.RegisterOutputTransformerServer(g, seldonOutputTransformer{s: s})

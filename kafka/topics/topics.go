@@ -26,41 +26,48 @@ type Topic struct {
 	Role      string // input, output or error
 	Predictor string
 	Broker    string // the predictor's KAFKA_BROKER; "" when it comes from a Secret or ConfigMap
+	// Shared says the topic is not the SeldonDeployment's own: Core 2's error topic,
+	// {prefix}.{namespace}.errors.errors, which every model of the namespace writes to. Delete keeps it,
+	// as Core 2 does.
+	Shared bool
 }
 
-// Of returns the topics a SeldonDeployment's sidecars use, in predictor order, each once. A topic name
-// that is not written inline cannot be known here and is an error.
-func Of(d sdep.SeldonDeployment) ([]Topic, error) {
+// Of returns the topics a SeldonDeployment's sidecars use, in predictor order, each once, named as the
+// sidecar names them (sdep.KafkaOf: the variables, or KAFKA_TOPIC_NAMING=core2's names). namespace is
+// used when the SeldonDeployment has no metadata.namespace. A topic name that is not written inline
+// cannot be known here and is an error.
+func Of(d sdep.SeldonDeployment, namespace string) ([]Topic, error) {
 	var out []Topic
 	seen := map[string]bool{}
+	if d.Metadata.Namespace != "" {
+		namespace = d.Metadata.Namespace
+	}
 	for i, p := range d.Spec.Predictors {
-		env := map[string]sdep.EnvVar{}
-		for _, v := range p.SvcOrchSpec.Env {
-			env[v.Name] = v
-		}
+		where := fmt.Sprintf("SeldonDeployment %s: predictors[%d] %q", d.Metadata.Name, i, p.Name)
+		env := sdep.ResolveEnv(p.SvcOrchSpec.Env)
 		broker := ""
-		if v, ok := env["KAFKA_BROKER"]; ok && v.ValueFrom == nil {
-			broker = strings.TrimSpace(v.Value)
+		if v, ok := env["KAFKA_BROKER"]; ok && v.Known {
+			broker = strings.TrimSpace(v.Expanded)
 		}
-		for _, r := range []struct{ env, role string }{
-			{"KAFKA_INPUT_TOPIC", "input"}, {"KAFKA_OUTPUT_TOPIC", "output"}, {"KAFKA_ERROR_TOPIC", "error"},
-		} {
-			v, ok := env[r.env]
-			if !ok {
-				if r.role != "error" {
-					return nil, fmt.Errorf("SeldonDeployment %s: predictors[%d] %q: svcOrchSpec.env has no %s", d.Metadata.Name, i, p.Name, r.env)
-				}
-				continue
+		// No predictor: the topics are wanted, not the group.
+		pk, err := sdep.KafkaOf(env, d.Metadata.Name, namespace, "")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		for _, r := range []struct {
+			role sdep.Role
+			name string
+		}{{sdep.Input, "input"}, {sdep.Output, "output"}, {sdep.Errors, "error"}} {
+			if pk.Given[r.role].Unknown {
+				return nil, fmt.Errorf("%s: %s comes from %s, so its topic name is not known here", where, r.role.Var(), pk.From[r.role])
 			}
-			if v.ValueFrom != nil {
-				return nil, fmt.Errorf("SeldonDeployment %s: predictors[%d] %q: %s is not written inline, so its topic name is not known here", d.Metadata.Name, i, p.Name, r.env)
-			}
-			name := strings.TrimSpace(v.Value)
+			name := pk.Names[r.role]
 			if name == "" || seen[name] {
 				continue
 			}
 			seen[name] = true
-			out = append(out, Topic{Name: name, Role: r.role, Predictor: p.Name, Broker: broker})
+			out = append(out, Topic{Name: name, Role: r.name, Predictor: p.Name, Broker: broker,
+				Shared: r.role == sdep.Errors && pk.Derived[r.role] && pk.Naming.Scheme == sdep.NamingCore2})
 		}
 	}
 	return out, nil

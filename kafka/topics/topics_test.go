@@ -99,7 +99,7 @@ func TestOfListsEachTopicOnceInPredictorOrder(t *testing.T) {
 		{Name: "a", SvcOrchSpec: sdep.SvcOrchSpec{Env: env("KAFKA_BROKER", "k:9092", "KAFKA_INPUT_TOPIC", "in", "KAFKA_OUTPUT_TOPIC", "out", "KAFKA_ERROR_TOPIC", "err")}},
 		{Name: "b", SvcOrchSpec: sdep.SvcOrchSpec{Env: env("KAFKA_BROKER", "k:9092", "KAFKA_INPUT_TOPIC", "in", "KAFKA_OUTPUT_TOPIC", "out-b")}},
 	}}}
-	ts, err := Of(d)
+	ts, err := Of(d, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestOfListsEachTopicOnceInPredictorOrder(t *testing.T) {
 		{Name: "KAFKA_INPUT_TOPIC", ValueFrom: &sdep.EnvVarSource{ConfigMapKeyRef: &sdep.KeySelector{Name: "cm", Key: "in"}}},
 		{Name: "KAFKA_OUTPUT_TOPIC", Value: "out"},
 	}}}}
-	if _, err := Of(secretTopic); err == nil || !strings.Contains(err.Error(), "KAFKA_INPUT_TOPIC is not written inline") {
+	if _, err := Of(secretTopic, ""); err == nil || !strings.Contains(err.Error(), "KAFKA_INPUT_TOPIC comes from configMapKeyRef cm/in") {
 		t.Errorf("Of with a topic from a ConfigMap: %v", err)
 	}
 }

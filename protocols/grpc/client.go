@@ -256,6 +256,12 @@ func CallError(err error, retry Retry) *protocols.CallError {
 		msg = "model answered " + code.String()
 	}
 	ce := &protocols.CallError{Code: code.String(), Msg: msg}
+	if code == codes.ResourceExhausted && strings.Contains(msg, "message larger than max") {
+		// gRPC's own size limit, the client's or the server's: the same message fails again, so it is not
+		// retried as an overloaded server's ResourceExhausted is.
+		ce.Reason, ce.Msg = protocols.ReasonModelRejected, msg+" (the sidecar's limit is KAFKA_MESSAGE_MAX_BYTES; a model server has its own)"
+		return ce
+	}
 	if retry[code] {
 		ce.Reason, ce.Transient = protocols.ReasonRetriesExhausted, true
 	} else {

@@ -175,6 +175,9 @@ func TestCallErrorRetriesOnlyTransientCodes(t *testing.T) {
 		{status.Error(codes.Unavailable, "connection refused"), true, protocols.ReasonRetriesExhausted, "Unavailable", "connection refused"},
 		{status.Error(codes.DeadlineExceeded, "context deadline exceeded"), true, protocols.ReasonRetriesExhausted, "DeadlineExceeded", "deadline"},
 		{status.Error(codes.ResourceExhausted, "queue full"), true, protocols.ReasonRetriesExhausted, "ResourceExhausted", "queue full"},
+		// gRPC's size limit, the client's or the server's: the same message would fail again.
+		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max (2000 vs. 1000)"), false, protocols.ReasonModelRejected, "ResourceExhausted", "KAFKA_MESSAGE_MAX_BYTES"},
+		{status.Error(codes.ResourceExhausted, "grpc: trying to send message larger than max (2000 vs. 1000)"), false, protocols.ReasonModelRejected, "ResourceExhausted", "larger than max"},
 		{status.Error(codes.InvalidArgument, "bad shape"), false, protocols.ReasonModelRejected, "InvalidArgument", "bad shape"},
 		{status.Error(codes.NotFound, "no such model"), false, protocols.ReasonModelRejected, "NotFound", "no such model"},
 		{status.Error(codes.Internal, "boom"), false, protocols.ReasonModelRejected, "Internal", "boom"},

@@ -212,7 +212,7 @@ func (c *Client) post(ctx context.Context, url string, req *protocols.Request) (
 	}
 	if int64(len(body)) > c.opts.MaxResponseBytes {
 		return nil, &protocols.CallError{Reason: protocols.ReasonModelRejected, Status: resp.StatusCode,
-			Msg: fmt.Sprintf("model answer larger than %d bytes", c.opts.MaxResponseBytes)}
+			Msg: fmt.Sprintf("model answer larger than %d bytes (KAFKA_MESSAGE_MAX_BYTES)", c.opts.MaxResponseBytes)}
 	}
 	rct := resp.Header.Get("Content-Type")
 	if rct == "" {

@@ -221,12 +221,16 @@ func run(o options, args []string, stdout io.Writer) error {
 		rep.Results = append(rep.Results, r)
 	}
 	rep.finish()
-	rep.print(stdout)
+	spoilt := rep.print(stdout)
 	if o.jsonPath != "" {
 		if err := rep.write(o.jsonPath); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "\nresults written to %s\n", o.jsonPath)
+	}
+	if spoilt > 0 {
+		// A request the model refuses measures the error path, not the sidecar: a broken bench.
+		return fmt.Errorf("%d runs had error records or failed calls (see above)", spoilt)
 	}
 	return nil
 }

@@ -88,7 +88,9 @@ func (r *report) write(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-func (r *report) print(w io.Writer) {
+// print writes the tables, then a line for every run whose figures are not of answers (error records,
+// failed calls); it returns how many such runs there were.
+func (r *report) print(w io.Writer) (spoilt int) {
 	byMode := map[string][]*result{}
 	for _, res := range r.Results {
 		byMode[res.Mode] = append(byMode[res.Mode], res)
@@ -136,14 +138,17 @@ func (r *report) print(w io.Writer) {
 	for _, res := range r.Results {
 		for who, m := range map[string]*measure{"sidecar": &res.Sidecar, "passthrough": res.Passthrough} {
 			if m != nil && m.ErrorRecords > 0 {
+				spoilt++
 				fmt.Fprintf(w, "!! %s %s: the %s wrote %d error records (the first: %s): its figures are not of answers\n",
 					res.Scenario, res.Mode, who, m.ErrorRecords, m.FirstError)
 			}
 		}
 		if d := res.ModelDirect; d != nil && d.Failed > 0 {
+			spoilt++
 			fmt.Fprintf(w, "!! %s %s: %d of %d model-direct calls failed\n", res.Scenario, res.Mode, d.Failed, d.Calls)
 		}
 	}
+	return spoilt
 }
 
 func ratio(r *result, name string) string {

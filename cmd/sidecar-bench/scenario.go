@@ -129,19 +129,22 @@ type measure struct {
 
 // result is one scenario's figures.
 type result struct {
-	Scenario     string        `json:"scenario"`
-	Mode         string        `json:"mode"`
-	Protocol     string        `json:"protocol"`
-	Transport    string        `json:"transport"`
-	Size         string        `json:"size"`
-	BodyBytes    int           `json:"body_bytes"`
-	ModelDelayMs float64       `json:"model_delay_ms"`
-	CallCostMs   float64       `json:"model_call_cost_ms"`
-	Records      int           `json:"records"`
-	RatePerSec   float64       `json:"paced_rate_per_sec,omitempty"`
-	Sidecar      measure       `json:"sidecar"`
-	Passthrough  *measure      `json:"passthrough,omitempty"`
-	ModelDirect  *directResult `json:"model_direct,omitempty"`
+	Scenario     string  `json:"scenario"`
+	Mode         string  `json:"mode"`
+	Protocol     string  `json:"protocol"`
+	Transport    string  `json:"transport"`
+	Size         string  `json:"size"`
+	BodyBytes    int     `json:"body_bytes"`
+	ModelDelayMs float64 `json:"model_delay_ms"`
+	CallCostMs   float64 `json:"model_call_cost_ms"`
+	Records      int     `json:"records"`
+	RatePerSec   float64 `json:"paced_rate_per_sec,omitempty"`
+	// IdealPerSec is what the model allows, unbatched, when it is slow: KAFKA_WORKERS calls each
+	// taking the model's latency, or one call at a time each costing the model's cost per call.
+	IdealPerSec float64       `json:"ideal_records_per_sec,omitempty"`
+	Sidecar     measure       `json:"sidecar"`
+	Passthrough *measure      `json:"passthrough,omitempty"`
+	ModelDirect *directResult `json:"model_direct,omitempty"`
 	// Ratios are sidecar / baseline: records/s against passthrough, model-direct and the smaller of
 	// the two, CPU per record and peak RSS against passthrough.
 	Ratios map[string]float64 `json:"ratios,omitempty"`
@@ -228,6 +231,12 @@ func (b *bench) run(s scenario) (*result, error) {
 			return nil, fmt.Errorf("passthrough: %w", err)
 		}
 	}
+	switch {
+	case s.CallCost > 0:
+		r.IdealPerSec = float64(time.Second) / float64(s.CallCost)
+	case s.Delay > 0:
+		r.IdealPerSec = float64(b.o.workers) * float64(time.Second) / float64(s.Delay)
+	}
 	r.Ratios = ratios(r)
 	return r, nil
 }
@@ -244,6 +253,9 @@ func ratios(r *result) map[string]float64 {
 		div("cpu_per_record/passthrough", r.Sidecar.CPUMicros, p.CPUMicros)
 		div("peak_rss/passthrough", r.Sidecar.PeakRSSMiB, p.PeakRSSMiB)
 		div("p99/passthrough", r.Sidecar.P99Ms, p.P99Ms)
+	}
+	if r.Mode == modeBacklog {
+		div("records_per_sec/ideal", r.Sidecar.RecordsPerSec, r.IdealPerSec)
 	}
 	if d := r.ModelDirect; d != nil {
 		div("records_per_sec/model_direct", r.Sidecar.RecordsPerSec, d.RecordsPerSec)

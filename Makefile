@@ -19,11 +19,14 @@ broker:
 broker-stop:
 	bash test/kafka/broker.sh stop
 
-# Throughput, latency, memory and CPU figures against the test broker (started if not running).
+# Throughput, latency, memory and CPU figures against the test broker (started if not running), with the
+# passthrough and model-direct baselines: README "Figures". BENCH_FLAGS=-short for the quick form.
+BENCH_FLAGS ?=
 bench:
-	go build -o bin/executor ./cmd/executor
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/executor ./cmd/executor
+	go build -o bin/testmodel ./cmd/testmodel
 	bash test/kafka/broker.sh status >/dev/null 2>&1 || bash test/kafka/broker.sh start
-	go run ./cmd/sidecar-bench
+	go run ./cmd/sidecar-bench $(BENCH_FLAGS)
 
 demo:
 	bash examples/demo/run.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README: `make test`; CI: .ci/run). It starts a real Kafka broker unless
 # KAFKA_TEST_BOOTSTRAP names one already running, checks formatting and vet, runs every test with the race
-# detector, fuzzes the decode paths briefly, and stops the broker it started.
+# detector, fuzzes the decode paths briefly, runs the benchmark's short form (that it runs, not how fast), and
+# stops the broker it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,3 +81,14 @@ go test -run='^$' -fuzz='^FuzzReader$' -fuzztime=10s ./protocols/protofile
 
 echo "== the examples: make demo (and interrupted), examples/mlserver"
 bash test/examples.sh
+echo "== sidecar-bench -short (proves the benchmark runs: prints its tables, nothing about speed is checked)"
+# The figures of a short run on a shared CI machine mean little; README "Figures" has the long form's.
+bench_bin=$(mktemp -d)
+go build -o "$bench_bin/executor" ./cmd/executor
+go build -o "$bench_bin/testmodel" ./cmd/testmodel
+bench_args=(-short -executor "$bench_bin/executor" -testmodel "$bench_bin/testmodel")
+if [[ -n "${KAFKA_TEST_BOOTSTRAP:-}" ]]; then
+	bench_args+=(-bootstrap "$KAFKA_TEST_BOOTSTRAP")
+fi
+go run ./cmd/sidecar-bench "${bench_args[@]}"
+rm -rf "$bench_bin"

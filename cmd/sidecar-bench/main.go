@@ -1,54 +1,93 @@
-// Command sidecar-bench measures the sidecar end to end against a real broker and prints the figures:
-// throughput draining a backlog, latency at a steady request rate, peak memory and CPU per record. It
-// runs the executor binary as a child process, next to an in-process test model, on topics of its own.
+// Command sidecar-bench measures the sidecar from outside, against a real broker, next to the test
+// model, and prints the figures with two baselines measured in the same run:
 //
-//	make broker && make build && go run ./cmd/sidecar-bench
+//   - passthrough: a consume → produce loop with the sidecar's own librdkafka settings and no model
+//     (sidecar-bench passthrough, a child process measured as the sidecar is);
+//   - model-direct: a load generator calling the same model with the sidecar's concurrency, no Kafka.
+//
+// Each scenario is a protocol (seldon, tensorflow, v2), a transport (REST, gRPC), a request size (1k: a
+// 14×10 tensor of six-digit integers; cifar10: a 32×32×3 image) and a model (a latency per call, or a
+// cost per call on one compute slot), in one of three modes:
+//
+//   - backlog: the records are produced first, then the sidecar is started and drains them — records/s,
+//     CPU per record and peak RSS;
+//   - paced: records at a fixed rate (half the backlog rate unless -rate) — end-to-end latency, from the
+//     time a record is produced to the time its answer is read;
+//   - memory: a large backlog and a slow model — the resident set over time.
+//
+// The sidecar (bin/executor), the passthrough loop and the model (bin/testmodel) are child processes;
+// their CPU time (utime+stime) and memory (VmRSS, VmHWM) are read from /proc.
+//
+//	make bench                                  # the long form, several minutes
+//	go run ./cmd/sidecar-bench -short           # a few thousand records: proves it runs
+//	go run ./cmd/sidecar-bench -only 'grpc' -json out.json
 package main
 
 import (
-	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"strconv"
+	"regexp"
 	"strings"
 	"time"
-
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-
-	"github.com/seldon-kafka/sidecar/internal/testmodel"
 )
 
 type options struct {
 	bootstrap  string
-	binary     string
-	records    int
+	executor   string
+	testmodel  string
+	short      bool
 	workers    int
 	partitions int
-	delay      time.Duration
-	rate       int
-	seconds    int
-	// compression, when set, is the codecs to compare on CIFAR10-sized answers instead of the figures.
-	compression string
+	// records is the backlog of a 1k scenario, cifarRecords of a cifar10 one; a scenario whose model
+	// has a cost per call gets records/costDivisor.
+	records       int
+	cifarRecords  int
+	pacedSeconds  int
+	pacedFraction float64
+	rate          int // paced records/s; 0: pacedFraction of the backlog rate
+	memoryRecords int
+	memorySeconds int
+	memoryDelay   time.Duration
+	only          *regexp.Regexp
+	jsonPath      string
+	sidecarEnv    []string
+	list          bool
 }
 
+// defaults of the long form, and of -short (the CI form: under a minute).
+var (
+	longForm  = options{records: 20000, cifarRecords: 3000, pacedSeconds: 10, memoryRecords: 1000000, memorySeconds: 60}
+	shortForm = options{records: 2000, cifarRecords: 200, pacedSeconds: 3, memoryRecords: 20000, memorySeconds: 5}
+)
+
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == passthroughCommand {
+		os.Exit(runPassthrough(os.Args[2:], os.Stderr))
+	}
 	o, code := parseArgs(os.Args[1:], os.Stdout, os.Stderr)
 	if code >= 0 {
 		os.Exit(code)
 	}
-	if err := run(o); err != nil {
+	if err := run(o, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "sidecar-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 // parseArgs reads the command line. It returns code -1 to go on, else the exit code: 0 for --help
@@ -56,20 +95,35 @@ func main() {
 func parseArgs(args []string, stdout, stderr io.Writer) (o options, code int) {
 	fs := flag.NewFlagSet("sidecar-bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	var only string
+	var env envList
 	fs.StringVar(&o.bootstrap, "bootstrap", "", "Kafka bootstrap servers (default: the test broker's, from .kafka/bootstrap)")
-	fs.StringVar(&o.binary, "executor", "bin/executor", "the executor binary")
-	fs.IntVar(&o.records, "records", 20000, "backlog size for the throughput run")
-	fs.IntVar(&o.workers, "workers", 32, "KAFKA_WORKERS")
-	fs.IntVar(&o.partitions, "partitions", 4, "partitions of the input and output topics")
-	fs.DurationVar(&o.delay, "model-delay", 0, "time the model takes per call")
-	fs.IntVar(&o.rate, "rate", 500, "requests per second in the latency run")
-	fs.IntVar(&o.seconds, "seconds", 10, "length of the latency run")
-	fs.StringVar(&o.compression, "compression", "", "instead: compare KAFKA_PRODUCER_COMPRESSION codecs (comma-separated, e.g. none,lz4,zstd) on -records CIFAR10-sized requests and answers")
+	fs.StringVar(&o.executor, "executor", "bin/executor", "the sidecar binary")
+	fs.StringVar(&o.testmodel, "testmodel", "bin/testmodel", "the test model binary")
+	fs.BoolVar(&o.short, "short", false, "the short form: few records, few scenarios (proves the bench runs; the figures are rough)")
+	fs.IntVar(&o.workers, "workers", 32, "KAFKA_WORKERS, and the model-direct load's concurrency")
+	fs.IntVar(&o.partitions, "partitions", 4, "partitions of every topic")
+	fs.IntVar(&o.records, "records", 0, fmt.Sprintf("backlog of a 1k scenario (default %d, -short %d)", longForm.records, shortForm.records))
+	fs.IntVar(&o.cifarRecords, "cifar-records", 0, fmt.Sprintf("backlog of a cifar10 scenario (default %d, -short %d)", longForm.cifarRecords, shortForm.cifarRecords))
+	fs.IntVar(&o.pacedSeconds, "paced-seconds", 0, fmt.Sprintf("length of a paced run (default %d, -short %d)", longForm.pacedSeconds, shortForm.pacedSeconds))
+	fs.Float64Var(&o.pacedFraction, "paced-fraction", 0.5, "paced rate as a fraction of the same scenario's backlog rate")
+	fs.IntVar(&o.rate, "rate", 0, "paced rate in records/s, instead of -paced-fraction")
+	fs.IntVar(&o.memoryRecords, "memory-records", 0, fmt.Sprintf("backlog of the memory scenario (default %d, -short %d)", longForm.memoryRecords, shortForm.memoryRecords))
+	fs.IntVar(&o.memorySeconds, "memory-seconds", 0, fmt.Sprintf("how long the memory scenario is watched (default %d, -short %d)", longForm.memorySeconds, shortForm.memorySeconds))
+	fs.DurationVar(&o.memoryDelay, "memory-delay", 20*time.Millisecond, "the slow model's latency per call in the memory scenario")
+	fs.StringVar(&only, "only", "", "run only the scenarios whose name and mode match this regular expression (see -list)")
+	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file, as JSON")
+	fs.Var(&env, "sidecar-env", "KEY=VALUE for the sidecar's environment, on top of the bench's (repeatable)")
+	fs.BoolVar(&o.list, "list", false, "print the scenarios and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: sidecar-bench [flags]  (make broker && make build first)")
+		fmt.Fprintln(fs.Output(), "usage: sidecar-bench [flags]  (make broker && make build first; make bench does both)")
 		fs.PrintDefaults()
 	}
 	err := fs.Parse(args)
+	if err == nil {
+		err = o.complete(fs, only)
+	}
+	o.sidecarEnv = env
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(stdout)
@@ -77,8 +131,6 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o options, code int) {
 		return o, 0
 	case err == nil && fs.NArg() > 0:
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case err == nil && (o.records < 2 || o.workers < 1 || o.partitions < 1 || o.rate < 1 || o.seconds < 1):
-		err = errors.New("-records must be at least 2, and -workers, -partitions, -rate and -seconds at least 1")
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sidecar-bench: %v (sidecar-bench --help lists the flags)\n", err)
@@ -87,7 +139,57 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o options, code int) {
 	return o, -1
 }
 
-func run(o options) error {
+// complete fills in the sizes of the chosen form that were not given, and checks the values.
+func (o *options) complete(fs *flag.FlagSet, only string) error {
+	form := longForm
+	if o.short {
+		form = shortForm
+	}
+	for _, f := range []struct {
+		v    *int
+		def  int
+		name string
+	}{
+		{&o.records, form.records, "records"}, {&o.cifarRecords, form.cifarRecords, "cifar-records"},
+		{&o.pacedSeconds, form.pacedSeconds, "paced-seconds"}, {&o.memoryRecords, form.memoryRecords, "memory-records"},
+		{&o.memorySeconds, form.memorySeconds, "memory-seconds"},
+	} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+		if *f.v < 2 {
+			return fmt.Errorf("-%s must be at least 2, got %d", f.name, *f.v)
+		}
+	}
+	switch {
+	case o.workers < 1 || o.partitions < 1:
+		return fmt.Errorf("-workers and -partitions must be at least 1, got %d and %d", o.workers, o.partitions)
+	case o.rate < 0:
+		return fmt.Errorf("-rate must not be negative, got %d", o.rate)
+	case o.pacedFraction <= 0 || o.pacedFraction > 1:
+		return fmt.Errorf("-paced-fraction must be in (0, 1], got %v", o.pacedFraction)
+	case o.memoryDelay < 0:
+		return fmt.Errorf("-memory-delay must not be negative, got %v", o.memoryDelay)
+	}
+	re, err := regexp.Compile(only)
+	if err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
+	o.only = re
+	return nil
+}
+
+func run(o options, args []string, stdout io.Writer) error {
+	scenarios := selected(o)
+	if o.list {
+		for _, s := range scenarios {
+			fmt.Fprintf(stdout, "%-36s %s\n", s.name(), s.Mode)
+		}
+		return nil
+	}
+	if len(scenarios) == 0 {
+		return fmt.Errorf("-only %q matches no scenario (see -list)", o.only)
+	}
 	if o.bootstrap == "" {
 		b, err := os.ReadFile(filepath.Join(".kafka", "bootstrap"))
 		if err != nil {
@@ -95,220 +197,40 @@ func run(o options) error {
 		}
 		o.bootstrap = strings.TrimSpace(string(b))
 	}
-	if _, err := os.Stat(o.binary); err != nil {
-		return fmt.Errorf("%s: %w (run make build)", o.binary, err)
+	for _, bin := range []string{o.executor, o.testmodel} {
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("%s: %w (run make build)", bin, err)
+		}
 	}
-	if o.compression != "" {
-		return compareCompression(o)
-	}
-	modelPort, stopModel, err := startModel(o.delay)
+	self, err := os.Executable()
 	if err != nil {
-		return err
+		return fmt.Errorf("finding this binary, to run the passthrough loop: %w", err)
 	}
-	defer stopModel()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": o.bootstrap})
-	if err != nil {
-		return err
+	b := &bench{o: o, self: self, stdout: stdout, backlogRates: map[string]float64{}}
+	rep := newReport(o, args)
+	fmt.Fprintln(stdout, rep.Meta.header())
+	for _, s := range scenarios {
+		fmt.Fprintf(stdout, "  %-36s %-8s ", s.name(), s.Mode)
+		start := time.Now()
+		r, err := b.run(s)
+		if err != nil {
+			fmt.Fprintln(stdout, "FAILED")
+			return fmt.Errorf("%s %s: %w", s.name(), s.Mode, err)
+		}
+		fmt.Fprintf(stdout, "done in %v\n", time.Since(start).Round(100*time.Millisecond))
+		rep.Results = append(rep.Results, r)
 	}
-	defer admin.Close()
-	suffix, in, out, err := benchTopics(admin, o.partitions)
-	if err != nil {
-		return err
-	}
-	defer admin.DeleteTopics(context.Background(), []string{in, out})
-
-	prod, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": o.bootstrap, "linger.ms": 5,
-		"go.delivery.report.fields": "none"})
-	if err != nil {
-		return err
-	}
-	defer prod.Close()
-	reader, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": o.bootstrap, "group.id": "bench-reader-" + suffix,
-		"auto.offset.reset": "earliest", "enable.auto.commit": false})
-	if err != nil {
-		return err
-	}
-	defer reader.Close()
-	if err := reader.Subscribe(out, nil); err != nil {
-		return err
-	}
-
-	value := []byte(`{"data":{"names":["a","b","c","d"],"ndarray":[[5.1,3.5,1.4,0.2]]}}`)
-	fmt.Printf("sidecar-bench: %d records backlog, then %d req/s for %ds; KAFKA_WORKERS=%d, %d partitions, model delay %v\n",
-		o.records, o.rate, o.seconds, o.workers, o.partitions, o.delay)
-
-	// Throughput: the backlog is written before the sidecar starts, so the figure is the sidecar's rate,
-	// not the producer's.
-	for i := range o.records {
-		if err := produce(prod, in, fmt.Sprintf("k%d", i), "backlog", value); err != nil {
+	rep.finish()
+	spoilt := rep.print(stdout)
+	if o.jsonPath != "" {
+		if err := rep.write(o.jsonPath); err != nil {
 			return err
 		}
+		fmt.Fprintf(stdout, "\nresults written to %s\n", o.jsonPath)
 	}
-	prod.Flush(30000)
-
-	group := "bench-" + suffix
-	cmd := exec.Command(o.binary, "--sdep=bench", "--namespace=bench", "--predictor=default",
-		"--protocol=seldon", "--http_port=0", "--grpc_port=0", "--log_level=WARN")
-	cmd.Env = append(os.Environ(), "KAFKA_BROKER="+o.bootstrap, "KAFKA_INPUT_TOPIC="+in, "KAFKA_OUTPUT_TOPIC="+out,
-		"KAFKA_GROUP_ID="+group, "KAFKA_WORKERS="+strconv.Itoa(o.workers),
-		"ENGINE_PREDICTOR="+predictor(modelPort))
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
+	if spoilt > 0 {
+		// A request the model refuses measures the error path, not the sidecar: a broken bench.
+		return fmt.Errorf("%d runs had error records or failed calls (see above)", spoilt)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	pid := cmd.Process.Pid
-
-	var first, last time.Time
-	for n := 0; n < o.records; {
-		m, err := reader.ReadMessage(30 * time.Second)
-		if err != nil {
-			return fmt.Errorf("after %d answers: %w", n, err)
-		}
-		if n == 0 {
-			first = m.Timestamp
-		}
-		last = m.Timestamp
-		n++
-	}
-	cpuBacklog := cpuSeconds(pid)
-	span := last.Sub(first)
-	fmt.Printf("\n%-34s %12.0f records/s  (%d records in %v, first to last answer)\n", "throughput (backlog):",
-		float64(o.records-1)/span.Seconds(), o.records, span.Round(time.Millisecond))
-	fmt.Printf("%-34s %12.1f ms per 1000 records\n", "executor CPU (backlog):", cpuBacklog*1000/float64(o.records)*1000)
-
-	// Latency: requests at a steady rate; the Seldon-Puid carries the send time and comes back on the
-	// answer.
-	total := o.rate * o.seconds
-	done := make(chan error, 1)
-	go func() {
-		tick := time.NewTicker(time.Second / time.Duration(o.rate))
-		defer tick.Stop()
-		for i := range total {
-			<-tick.C
-			if err := produce(prod, in, fmt.Sprintf("l%d", i), strconv.FormatInt(time.Now().UnixNano(), 10), value); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	lat := make([]time.Duration, 0, total)
-	for len(lat) < total {
-		m, err := reader.ReadMessage(30 * time.Second)
-		if err != nil {
-			return fmt.Errorf("latency run, after %d answers: %w", len(lat), err)
-		}
-		for _, h := range m.Headers {
-			if h.Key == "Seldon-Puid" {
-				if sent, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil {
-					lat = append(lat, time.Since(time.Unix(0, sent)))
-				}
-			}
-		}
-	}
-	if err := <-done; err != nil {
-		return err
-	}
-	slices.Sort(lat)
-	pct := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(10 * time.Microsecond) }
-	fmt.Printf("%-34s p50 %v  p90 %v  p99 %v  max %v\n", fmt.Sprintf("latency at %d req/s (produce→answer):", o.rate),
-		pct(.5), pct(.9), pct(.99), lat[len(lat)-1].Round(10*time.Microsecond))
-	hwm, rss := memory(pid)
-	fmt.Printf("%-34s %12.1f MiB (now %.1f MiB)\n", "executor peak RSS:", hwm, rss)
 	return nil
-}
-
-// startModel serves the test model on a loopback port of its own.
-func startModel(delay time.Duration) (port int, stop func(), err error) {
-	model := testmodel.New(testmodel.Options{ModelName: "classifier", Delay: delay})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, nil, err
-	}
-	go func() { _ = model.Serve(ln) }()
-	return ln.Addr().(*net.TCPAddr).Port, func() { _ = model.Close() }, nil
-}
-
-// benchTopics creates an input and an output topic of their own for one run, and waits a moment for
-// their leaders.
-func benchTopics(admin *kafka.AdminClient, partitions int) (suffix, in, out string, err error) {
-	suffix = strconv.FormatInt(time.Now().UnixNano(), 36)
-	in, out = "bench-in-"+suffix, "bench-out-"+suffix
-	res, err := admin.CreateTopics(context.Background(), []kafka.TopicSpecification{
-		{Topic: in, NumPartitions: partitions, ReplicationFactor: 1},
-		{Topic: out, NumPartitions: partitions, ReplicationFactor: 1},
-	})
-	if err != nil {
-		return "", "", "", err
-	}
-	for _, r := range res {
-		if r.Error.Code() != kafka.ErrNoError {
-			return "", "", "", fmt.Errorf("creating %s: %v", r.Topic, r.Error)
-		}
-	}
-	time.Sleep(time.Second)
-	return suffix, in, out, nil
-}
-
-func produce(p *kafka.Producer, topic, key, puid string, value []byte) error {
-	for {
-		err := p.Produce(&kafka.Message{
-			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
-			Key:            []byte(key), Value: value,
-			Headers: []kafka.Header{{Key: "Seldon-Puid", Value: []byte(puid)}},
-		}, nil)
-		if err == nil {
-			return nil
-		}
-		if ke, ok := err.(kafka.Error); ok && ke.Code() == kafka.ErrQueueFull {
-			p.Flush(100)
-			continue
-		}
-		return err
-	}
-}
-
-func predictor(port int) string {
-	b, _ := json.Marshal(map[string]any{"name": "default", "graph": map[string]any{"name": "classifier", "type": "MODEL",
-		"endpoint": map[string]any{"service_host": "127.0.0.1", "httpPort": port}}})
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-// memory reads the process's peak and current resident set from /proc, in MiB.
-func memory(pid int) (peak, now float64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmHWM:":
-			peak = kb / 1024
-		case "VmRSS:":
-			now = kb / 1024
-		}
-	}
-	return peak, now
-}
-
-// cpuSeconds reads the process's user+system CPU time from /proc.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // clock ticks; 100 Hz on Linux
 }

@@ -6,6 +6,9 @@
 //	go run ./cmd/testmodel --http_port=9000 --grpc_port=9500 --model_name=model --delay=50ms
 //
 // It listens on every interface, or on --host only (--host=127.0.0.1: loopback).
+// --delay is a latency each call waits on its own; --call_cost is a cost per
+// call on the model's one compute slot, whatever the rows the call carries, so
+// that calls queue and a batch of rows costs what one row does.
 //
 // One process can be any node of a Seldon inference graph: the seldon routes
 // serve every part (model, transformer, output transformer, router,
@@ -81,7 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	role := testmodel.RoleModel
 	fs.TextVar(&role, "role", testmodel.RoleModel, "the `role` the tensorflow and v2 infer routes play: model (x2), transformer (+1) or output_transformer (x10)")
 	slowDelay := fs.Duration("slow_delay", testmodel.DefaultSlowDelay, "time a seldon call tagged slow-node=<model_name> waits before answering")
-	delay := fs.Duration("delay", 0, "time every infer call waits before answering")
+	delay := fs.Duration("delay", 0, "time every infer call waits before answering (calls wait in parallel)")
+	callCost := fs.Duration("call_cost", 0, "time every infer call holds the model's one compute slot, whatever its rows (calls queue: at most 1/call_cost calls a second)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: testmodel [flags]\n\n"+
 			"Serves a deterministic test model (seldon, tensorflow and v2 protocols, REST and gRPC)\n"+
@@ -107,6 +111,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "testmodel: %v\n", err)
 		return usageError{err}
 	}
+	for name, d := range map[string]time.Duration{"delay": *delay, "call_cost": *callCost} {
+		if d < 0 {
+			err := fmt.Errorf("--%s must not be negative, got %v", name, d)
+			fmt.Fprintf(stderr, "testmodel: %v\n", err)
+			return usageError{err}
+		}
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
@@ -123,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		grpcAddr = grpcLn.Addr().String()
 	}
-	srv := testmodel.New(testmodel.Options{ModelName: *model, Image: *image, Role: role, SlowDelay: *slowDelay, Delay: *delay})
+	srv := testmodel.New(testmodel.Options{ModelName: *model, Image: *image, Role: role, SlowDelay: *slowDelay, Delay: *delay, CallCost: *callCost})
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -138,7 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("announce the listening addresses: %w", err)
 	}
 	log.Info("testmodel listening", "addr", ln.Addr().String(), "grpc_addr", grpcAddr, "model", *model,
-		"image", *image, "role", role, "delay", *delay, "slow_delay", *slowDelay)
+		"image", *image, "role", role, "delay", *delay, "call_cost", *callCost, "slow_delay", *slowDelay)
 
 	select {
 	case err := <-served:

@@ -96,7 +96,7 @@ func TestHelpPrintsUsageAndSucceeds(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("run(--help) = %v, want flag.ErrHelp (exit 0)", err)
 	}
-	for _, want := range []string{"Usage: testmodel", "-role", "-image", "-slow_delay", "listening http="} {
+	for _, want := range []string{"Usage: testmodel", "-role", "-image", "-slow_delay", "-call_cost", "listening http="} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("usage does not mention %q:\n%s", want, stderr.String())
 		}
@@ -109,6 +109,8 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		{"unknown flag", "--no_such_flag"},
 		{"port not a number", "--http_port=x"},
 		{"zero slow delay", "--slow_delay=0"},
+		{"negative delay", "--delay=-1ms"},
+		{"negative call cost", "--call_cost=-5ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,8 +42,16 @@ type Options struct {
 	// names this node waits before answering, unless its client gives up
 	// first. Zero means DefaultSlowDelay.
 	SlowDelay time.Duration
-	// Delay is the initial value of SetDelay.
+	// Delay is the initial value of SetDelay: a latency every call waits on
+	// its own, as if the model could serve any number of calls at once.
 	Delay time.Duration
+	// CallCost is a cost charged once per infer call, whatever the rows it
+	// carries: each call holds the model's single compute slot for CallCost,
+	// so calls queue one behind another and at most 1/CallCost calls a
+	// second are served — the shape of a model on one accelerator, where a
+	// call carrying a batch of rows serves them all for the price of one.
+	// Zero (the default) charges nothing.
+	CallCost time.Duration
 	// Reject, if set, sees every infer request body after the injected
 	// faults; returning (status, true) answers that status instead of the
 	// model's answer.
@@ -54,7 +62,8 @@ type Options struct {
 // from any goroutine, while requests are in flight.
 //
 // Every infer call (any protocol, any graph role) goes through, in order:
-// count the call, wait the delay (giving up if the client does), 503 if not
+// count the call, wait the delay, then hold the compute slot for the call
+// cost (giving up if the client does, while waiting or queued), 503 if not
 // ready, 503 if inside a SetUnavailable window, the FailNext status while any
 // are left, the Reject hook, then, for seldon calls only, the per-request
 // tags (wait SlowDelay if meta.tags["slow-node"] names this node, giving up
@@ -75,6 +84,8 @@ type Server struct {
 	grpcSrv  atomic.Pointer[grpc.Server] // see grpc.go; nil until first used
 
 	delay    atomic.Int64 // time.Duration
+	callCost time.Duration
+	slot     chan struct{} // the one compute slot a call holds for callCost
 	notReady atomic.Bool
 
 	mu               sync.Mutex
@@ -90,7 +101,8 @@ type Server struct {
 
 // New returns a Server; use Handler with httptest, or Serve/ListenAndServe.
 func New(opts Options) *Server {
-	s := &Server{model: opts.ModelName, image: opts.Image, slowDelay: opts.SlowDelay, reject: opts.Reject}
+	s := &Server{model: opts.ModelName, image: opts.Image, slowDelay: opts.SlowDelay, reject: opts.Reject,
+		callCost: opts.CallCost, slot: make(chan struct{}, 1)}
 	if s.model == "" {
 		s.model = DefaultModelName
 	}
@@ -225,8 +237,23 @@ func (s *Server) enter() (leave func()) {
 	return func() { s.inFlight.Add(-1) }
 }
 
-// wait sleeps for the configured delay; false means the client gave up first.
-func (s *Server) wait(ctx context.Context) bool { return sleep(ctx, time.Duration(s.delay.Load())) }
+// wait sleeps for the configured delay, then holds the compute slot for the call cost; false means the
+// client gave up first.
+func (s *Server) wait(ctx context.Context) bool {
+	if !sleep(ctx, time.Duration(s.delay.Load())) {
+		return false
+	}
+	if s.callCost <= 0 {
+		return true
+	}
+	select {
+	case s.slot <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	defer func() { <-s.slot }()
+	return sleep(ctx, s.callCost)
+}
 
 // sleep waits d; false means ctx ended first.
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -574,6 +574,37 @@ func TestDelayedCallsRunConcurrently(t *testing.T) {
 	}
 }
 
+func TestCallCostServesOneCallAtATime(t *testing.T) {
+	const parallel, cost = 4, 50 * time.Millisecond
+	for _, r := range inferRoutes {
+		t.Run(r.protocol, func(t *testing.T) {
+			t.Parallel()
+			s, hs := newServer(t, testmodel.Options{CallCost: cost})
+			start := time.Now()
+			var wg sync.WaitGroup
+			statuses := make([]int, parallel)
+			for i := range parallel {
+				wg.Go(func() { statuses[i], _ = do(t, hs, "POST", r.path, r.body) })
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			for i, st := range statuses {
+				if st != http.StatusOK {
+					t.Errorf("call %d: status %d", i, st)
+				}
+			}
+			// The calls arrive together and queue for the one slot: the last ends no sooner than
+			// parallel × cost after the first began.
+			if elapsed < parallel*cost {
+				t.Errorf("%d calls took %v, less than %v: they did not queue for the slot", parallel, elapsed, parallel*cost)
+			}
+			if s.Served() != parallel {
+				t.Errorf("Served = %d, want %d", s.Served(), parallel)
+			}
+		})
+	}
+}
+
 func TestSequentialCallsHaveMaxConcurrentOne(t *testing.T) {
 	s, hs := newServer(t, testmodel.Options{})
 	s.SetDelay(10 * time.Millisecond)
@@ -596,6 +627,7 @@ func TestAWaitGivesUpWhenTheClientDoes(t *testing.T) {
 		body string
 	}{
 		{"the delay", testmodel.Options{Delay: time.Hour}, seldonReq},
+		{"the call cost", testmodel.Options{CallCost: time.Hour}, seldonReq},
 		{"a slow-node tag", testmodel.Options{ModelName: "n", SlowDelay: time.Hour}, tagged(`{"slow-node":"n"}`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

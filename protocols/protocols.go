@@ -103,6 +103,12 @@ const (
 	// ReasonInvalidAnswer: a graph node answered what the graph cannot use: a route to a child that does
 	// not exist, an answer that cannot be chained to the next node or combined with its siblings.
 	ReasonInvalidAnswer = "invalid_answer"
+	// ReasonSchemaUnknown: with the Schema Registry wire format, the registry has no schema for a
+	// request's schema id, or none for the answer's type under its subject (and may not register one).
+	ReasonSchemaUnknown = "schema_unknown"
+	// ReasonRegistryUnavailable: the Schema Registry could not be asked (unreachable, failing, or
+	// refusing the sidecar's credentials) within its retries.
+	ReasonRegistryUnavailable = "registry_unavailable"
 )
 
 // CallError is a failed model call or a request rejected before the call.

@@ -23,16 +23,16 @@ const ExpiryWarning = 14 * 24 * time.Hour
 type Material struct {
 	Settings Settings
 
-	caPEM    []byte // the CA certificates, re-encoded; nil for the system trust store
-	caCerts  []*x509.Certificate
-	certPEM  []byte // the client certificate and its chain, re-encoded
-	leaf     *x509.Certificate
-	key      Secret // the private key block as given (encrypted or not)
-	keyPass  Secret // set only when the key is encrypted
+	caPEM   []byte // the CA certificates, re-encoded; nil for the system trust store
+	caCerts []*x509.Certificate
+	certPEM []byte // the client certificate and its chain, re-encoded
+	leaf    *x509.Certificate
+	key     Secret // the private key block as given (encrypted or not)
+	keyPass Secret // set only when the key is encrypted
 	// pair is the client certificate with its key opened, for a Go TLS client (see ClientTLS); nil
 	// without mTLS, or when the key's encryption is left to librdkafka. A pointer: a printed Material
 	// shows an address, not key material.
-	pair *cryptotls.Certificate
+	pair     *cryptotls.Certificate
 	password Secret
 	oauth    Secret
 

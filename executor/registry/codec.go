@@ -278,16 +278,11 @@ func (c *Codec) idIn(ctx context.Context, subject string, info sr.SchemaInfo) (i
 		})
 		return id, err
 	}
-	md, err := c.lookup(ctx, subject, info)
-	return md.ID, err
-}
-
-func (c *Codec) lookup(ctx context.Context, subject string, info sr.SchemaInfo) (md sr.SchemaMetadata, err error) {
-	err = c.c.do(ctx, "looking up the schema under subject "+subject, func(sc sr.Client) (err error) {
-		md, err = sc.GetIDFullResponse(subject, info, false)
+	err = c.c.do(ctx, "looking up the answer's schema under subject "+subject, func(sc sr.Client) (err error) {
+		id, err = sc.GetID(subject, info, false)
 		return err
 	})
-	return md, err
+	return id, err
 }
 
 // latestHeader frames answers with the subject's latest schema, once it is checked to fit: JSON Schema
@@ -352,7 +347,11 @@ func (c *Codec) protoInfo(ctx context.Context, fd protoreflect.FileDescriptor) (
 				return sr.SchemaInfo{}, err
 			}
 		}
-		md, err := c.lookup(ctx, subject, info)
+		var md sr.SchemaMetadata
+		err = c.c.do(ctx, "looking up "+subject+", which the answer's schema imports, under its own subject", func(sc sr.Client) (err error) {
+			md, err = sc.GetIDFullResponse(subject, info, false)
+			return err
+		})
 		if err != nil {
 			return sr.SchemaInfo{}, err
 		}

@@ -11,6 +11,8 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -80,6 +82,8 @@ func New(t testing.TB, o Options) *Server {
 		writeJSON(w, http.StatusNotFound, apiError{404, "HTTP 404 Not Found: " + r.Method + " " + r.URL.Path})
 	})
 	s.srv = httptest.NewUnstartedServer(mux)
+	// A refused TLS handshake is what some tests are about; it is not news in their output.
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	if o.TLS != nil {
 		s.srv.TLS = o.TLS
 		s.srv.StartTLS()

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/seldon-kafka/sidecar/executor/graph"
+	"github.com/seldon-kafka/sidecar/executor/registry"
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
 )
@@ -77,6 +78,9 @@ type pipeline struct {
 	lanes       *lanes
 	fatal       chan error // a fatal librdkafka error, for the poll loop to stop on
 	resend      *resender  // records the broker refused, handed from the delivery goroutine to the resender
+
+	// schemas is the Schema Registry wire format at the edges of serve (schemas.go); nil when off.
+	schemas *registry.Codec
 
 	// The clients. Only the poll goroutine uses consumer; the lifecycle replaces it between poll loops.
 	// The workers and the resender produce under prodMu (read), which the lifecycle takes (write) to
@@ -394,6 +398,10 @@ func (p *pipeline) serve(ctx context.Context, j *job) {
 	ct, _ := kafka.Header(j.in.Headers, HeaderContentType)
 	pn, _ := kafka.Header(j.in.Headers, HeaderProtoName)
 	req := &protocols.Request{Body: j.in.Value, ContentType: ct, ProtoName: pn, Puid: j.puid, Headers: forwarded(j.in.Headers)}
+	framed, ok := p.unframe(ctx, j, req)
+	if !ok {
+		return
+	}
 	if err := p.graph.Check(req); err != nil {
 		p.fail(j, err, "decode")
 		return
@@ -407,6 +415,9 @@ func (p *pipeline) serve(ctx context.Context, j *job) {
 			return
 		}
 		p.fail(j, err, "call")
+		return
+	}
+	if framed && !p.frame(ctx, j, resp) {
 		return
 	}
 	p.answer(j, resp)

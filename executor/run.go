@@ -42,15 +42,22 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		return nil, err
 	}
 	logSecurity(log, cfg)
+	schemas, err := newSchemas(cfg, log)
+	if err != nil {
+		_ = walker.Close()
+		return nil, err
+	}
 	consumer, producer, err := newClients(cfg, cfg.Security)
 	if err != nil {
 		_ = walker.Close()
+		_ = schemas.Close()
 		return nil, err
 	}
 	closeAll := func() {
 		producer.Close()
 		consumer.Close()
 		_ = walker.Close()
+		_ = schemas.Close()
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort)))
 	if err != nil {
@@ -72,6 +79,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		listener: ln,
 		grpcLn:   grpcLn,
 	}
+	e.p.schemas = schemas
 	if cfg.Security != nil {
 		e.security = tls.NewWatcher(cfg.Security)
 	}
@@ -123,6 +131,9 @@ func (e *Executor) Run(ctx context.Context) error {
 	for _, f := range e.cfg.IgnoredFlags {
 		log.Warn("ignored: not used by the Kafka executor", "setting", f)
 	}
+	for _, w := range e.cfg.Warnings {
+		log.Warn("configuration", "warning", w)
+	}
 
 	// bg ends the helpers after the data path has stopped: health and API servers, readiness watch.
 	bg, stopBg := context.WithCancel(context.Background())
@@ -167,6 +178,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	stopBg()
 	helpers.Wait()
 	_ = p.graph.Close()
+	_ = p.schemas.Close()
 	log.Info("stopped", "clean", runErr == nil)
 	return runErr
 }

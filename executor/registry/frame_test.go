@@ -106,3 +106,30 @@ func TestOnlyAValueStartingWithByteZeroLooksFramed(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFrame: whatever a record's value holds, reading its frame fails or succeeds without a panic, and
+// what it reads, written again, reads back the same.
+func FuzzFrame(f *testing.F) {
+	for _, seed := range [][]byte{nil, {0}, {0, 0, 0, 0, 1, 0}, {0, 0, 0, 0, 1, 4, 20, 0}, {0, 0, 0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0x0f}, []byte(`{"a":1}`)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		id, rest, err := ParseID(value)
+		if err != nil {
+			return
+		}
+		indexes, payload, err := ParseIndexes(rest)
+		if err != nil {
+			return
+		}
+		again := Header{ID: id, Indexes: indexes}.Frame(payload)
+		id2, rest2, err := ParseID(again)
+		if err != nil {
+			t.Fatalf("% x written back as % x, which does not read: %v", value, again, err)
+		}
+		indexes2, payload2, err := ParseIndexes(rest2)
+		if err != nil || id2 != id || !slices.Equal(indexes2, indexes) || !bytes.Equal(payload2, payload) {
+			t.Fatalf("% x (id %d, indexes %v) written back as % x, read as id %d, indexes %v (%v)", value, id, indexes, again, id2, indexes2, err)
+		}
+	})
+}

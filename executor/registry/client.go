@@ -113,7 +113,7 @@ func classify(what string, err error) *protocols.CallError {
 	if !errors.As(err, &re) {
 		// No answer (refused, reset, timed out), or one that is not the registry's JSON: may pass.
 		return &protocols.CallError{Reason: protocols.ReasonRegistryUnavailable, Transient: true,
-			Msg: what + ": the schema registry did not answer", Err: err}
+			Msg: what + ": no usable answer from the schema registry", Err: err}
 	}
 	status := re.Code
 	for status >= 1000 {

@@ -484,7 +484,7 @@ func TestAFailingRegistryIsAskedAgainThenTheRecordFails(t *testing.T) {
 		name, url, msg string
 	}{
 		{"503", failing.URL, "schema 1: the schema registry failed (3 attempts)"},
-		{"nothing listening", closed, "schema 1: the schema registry did not answer (3 attempts)"},
+		{"nothing listening", closed, "schema 1: no usable answer from the schema registry (3 attempts)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCodec(t, tc.url, Options{Registry: Registry{Attempts: 3}})

@@ -76,7 +76,9 @@ func newClient(r Registry) (*client, error) {
 }
 
 // do makes one registry request, what says what for errors ("fetching schema 7"); a failure is a
-// *protocols.CallError with a schema_unknown or registry_unavailable reason.
+// *protocols.CallError with a schema_unknown or registry_unavailable reason. The client's requests take
+// no context, so a request runs on a goroutine of its own and do returns when ctx ends without waiting
+// for it (req must then write nothing its caller reads); the request keeps its turn until it is over.
 func (c *client) do(ctx context.Context, what string, req func(sr.Client) error) error {
 	for attempt := 1; ; attempt++ {
 		select {
@@ -84,8 +86,17 @@ func (c *client) do(ctx context.Context, what string, req func(sr.Client) error)
 		case <-ctx.Done():
 			return &protocols.CallError{Reason: protocols.ReasonRegistryUnavailable, Msg: what + ": not asked", Err: ctx.Err()}
 		}
-		err := req(c.c)
-		<-c.turn
+		done := make(chan error, 1)
+		go func() {
+			defer func() { <-c.turn }()
+			done <- req(c.c)
+		}()
+		var err error
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			return &protocols.CallError{Reason: protocols.ReasonRegistryUnavailable, Msg: what + ": given up waiting", Err: ctx.Err()}
+		}
 		if err == nil {
 			return nil
 		}

@@ -271,18 +271,18 @@ func (c *Codec) answerHeader(ctx context.Context, subject string, md protoreflec
 // idIn is the id of a schema under a subject: registered there when AutoRegister says so, else looked
 // up, and then it must be there already.
 func (c *Codec) idIn(ctx context.Context, subject string, info sr.SchemaInfo) (id int, err error) {
+	what, ask := "looking up the answer's schema under subject "+subject, sr.Client.GetID
 	if c.o.AutoRegister {
-		err = c.c.do(ctx, "registering the answer's schema under subject "+subject, func(sc sr.Client) (err error) {
-			id, err = sc.Register(subject, info, false)
-			return err
-		})
-		return id, err
+		what, ask = "registering the answer's schema under subject "+subject, sr.Client.Register
 	}
-	err = c.c.do(ctx, "looking up the answer's schema under subject "+subject, func(sc sr.Client) (err error) {
-		id, err = sc.GetID(subject, info, false)
+	err = c.c.do(ctx, what, func(sc sr.Client) (err error) {
+		id, err = ask(sc, subject, info, false)
 		return err
 	})
-	return id, err
+	if err != nil {
+		return 0, err // id may still be written by a request given up on
+	}
+	return id, nil
 }
 
 // latestHeader frames answers with the subject's latest schema, once it is checked to fit: JSON Schema

@@ -499,6 +499,22 @@ func TestAFailingRegistryIsAskedAgainThenTheRecordFails(t *testing.T) {
 	}
 }
 
+func TestARecordWaitingOnTheRegistryIsGivenUpWhenItsContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel() // the shutdown grace ends while the registry holds the request
+		<-release
+	}))
+	defer hung.Close()
+	defer close(release)
+	c := newCodec(t, hung.URL, Options{})
+	_, err := c.Unframe(ctx, &protocols.Request{Body: Header{ID: 1, Indexes: []int{0}}.Frame(nil)})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "schema 1: given up waiting") {
+		t.Fatalf("error %v, want the request given up when its context ended", err)
+	}
+}
+
 func TestANilCodecLeavesRecordsAsTheyAre(t *testing.T) {
 	var c *Codec
 	req := &protocols.Request{Body: []byte{0, 0, 0, 0, 1, 0}}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/seldon-kafka/sidecar/executor/batch"
 	"github.com/seldon-kafka/sidecar/executor/graph"
+	"github.com/seldon-kafka/sidecar/executor/registry"
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/payloadlog"
 	"github.com/seldon-kafka/sidecar/protocols"
@@ -72,6 +73,24 @@ type Env struct {
 	LoggerDefaultURL  string `envconfig:"REQUEST_LOGGER_DEFAULT_ENDPOINT"`
 	LoggerKafkaBroker string `envconfig:"LOGGER_KAFKA_BROKER"`
 	LoggerKafkaTopic  string `envconfig:"LOGGER_KAFKA_TOPIC"`
+
+	// The Confluent Schema Registry wire format (see package registry): off unless the URL is set.
+	RegistryURL            string        `envconfig:"SCHEMA_REGISTRY_URL"`
+	RegistryUserInfo       string        `envconfig:"SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"`
+	RegistryUserInfoFile   string        `envconfig:"SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO_FILE"`
+	RegistryCACert         string        `envconfig:"SCHEMA_REGISTRY_SSL_CA_CERT"`
+	RegistryCACertFile     string        `envconfig:"SCHEMA_REGISTRY_SSL_CA_CERT_FILE"`
+	RegistryClientCert     string        `envconfig:"SCHEMA_REGISTRY_SSL_CLIENT_CERT"`
+	RegistryClientCertFile string        `envconfig:"SCHEMA_REGISTRY_SSL_CLIENT_CERT_FILE"`
+	RegistryClientKey      string        `envconfig:"SCHEMA_REGISTRY_SSL_CLIENT_KEY"`
+	RegistryClientKeyFile  string        `envconfig:"SCHEMA_REGISTRY_SSL_CLIENT_KEY_FILE"`
+	RegistryKeyPass        string        `envconfig:"SCHEMA_REGISTRY_SSL_CLIENT_KEY_PASS"`
+	RegistryKeyPassFile    string        `envconfig:"SCHEMA_REGISTRY_SSL_CLIENT_KEY_PASS_FILE"`
+	RegistryAutoRegister   switchValue   `envconfig:"SCHEMA_REGISTRY_AUTO_REGISTER" default:"false"`
+	RegistryUseLatest      switchValue   `envconfig:"SCHEMA_REGISTRY_USE_LATEST_VERSION" default:"false"`
+	RegistryStrategy       string        `envconfig:"SCHEMA_REGISTRY_SUBJECT_NAME_STRATEGY" default:"TopicNameStrategy"`
+	RegistryCacheCapacity  int           `envconfig:"SCHEMA_REGISTRY_CACHE_CAPACITY" default:"1000"`
+	RegistryTimeout        time.Duration `envconfig:"SCHEMA_REGISTRY_REQUEST_TIMEOUT" default:"10s"`
 
 	// Security: KAFKA_SECURITY_PROTOCOL, the KAFKA_SSL_* and KAFKA_SASL_* variables (see package tls).
 	tls.Env
@@ -138,6 +157,13 @@ type Config struct {
 	// BatchWait is the longest a record waits for batch-mates (see package batch).
 	BatchSize int
 	BatchWait time.Duration
+
+	// SchemaRegistry turns on the Confluent Schema Registry wire format: framed requests are taken,
+	// their answers framed (see package registry). Nil when SCHEMA_REGISTRY_URL is not set.
+	SchemaRegistry *registry.Options
+	// Warnings are problems found at start that do not stop the sidecar, for the log; they name
+	// variables and hold no secrets.
+	Warnings []string
 
 	// Security is the Kafka security material (TLS, SASL), read and checked at start; never nil after
 	// LoadConfig. SecurityReload is how often its files are re-read for a rotation; 0 never.
@@ -248,7 +274,7 @@ func envError(err error) error {
 			what = "not a whole number"
 		case "bool":
 			what = "not true or false"
-		case "switchValue":
+		case "switchValue", "executor.switchValue": // envconfig names it with its package
 			what = "not on or off (true/false, yes/no, on/off, 1/0)"
 		case "time.Duration":
 			what = "not a duration (like 500ms, 30s, 2m)"
@@ -370,6 +396,9 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		return c, err
 	}
 	if err := c.loadPayloadLog(f, env); err != nil {
+		return c, err
+	}
+	if err := c.loadRegistry(env); err != nil {
 		return c, err
 	}
 	if c.CloudEvents {
@@ -601,6 +630,118 @@ func messageLimits(limit int, compression string) []kafka.Override {
 var propertyAliases = map[string]string{
 	"fetch.message.max.bytes": "max.partition.fetch.bytes",
 	"compression.type":        "compression.codec",
+}
+
+// Registry requests that fail in a way that may pass (no answer, a 5xx, 408, 429) are made up to four
+// times, about 1 s, 2 s and 4 s apart, as Confluent's clients retry by default (max.retries=3,
+// retries.wait.ms=1000): long enough for a registry's leader election, short enough that a registry that
+// is gone turns records into error records rather than holding them.
+var (
+	registryAttempts = 4
+	registryBackoff  = protocols.Backoff{Min: time.Second, Max: 20 * time.Second}
+)
+
+// loadRegistry checks the SCHEMA_REGISTRY_* variables and reads the registry's credentials and TLS
+// material. Without SCHEMA_REGISTRY_URL the wire format is off, and any other of them is an error: it
+// would be silently ignored.
+func (c *Config) loadRegistry(env Env) error {
+	const urlVar = "SCHEMA_REGISTRY_URL"
+	sources := []struct{ valueVar, value, fileVar, file string }{
+		{"SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", env.RegistryUserInfo, "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO_FILE", env.RegistryUserInfoFile},
+		{"SCHEMA_REGISTRY_SSL_CA_CERT", env.RegistryCACert, "SCHEMA_REGISTRY_SSL_CA_CERT_FILE", env.RegistryCACertFile},
+		{"SCHEMA_REGISTRY_SSL_CLIENT_CERT", env.RegistryClientCert, "SCHEMA_REGISTRY_SSL_CLIENT_CERT_FILE", env.RegistryClientCertFile},
+		{"SCHEMA_REGISTRY_SSL_CLIENT_KEY", env.RegistryClientKey, "SCHEMA_REGISTRY_SSL_CLIENT_KEY_FILE", env.RegistryClientKeyFile},
+		{"SCHEMA_REGISTRY_SSL_CLIENT_KEY_PASS", env.RegistryKeyPass, "SCHEMA_REGISTRY_SSL_CLIENT_KEY_PASS_FILE", env.RegistryKeyPassFile},
+	}
+	src := make([]tls.Source, len(sources))
+	for i, v := range sources {
+		var err error
+		if src[i], err = tls.SourceOf(v.valueVar, v.value, v.fileVar, v.file); err != nil {
+			return securityError(err)
+		}
+	}
+	userInfo, ca, cert, key, pass := src[0], src[1], src[2], src[3], src[4]
+
+	urls := strings.TrimSpace(env.RegistryURL)
+	if urls == "" {
+		for _, s := range src {
+			if s.IsSet() {
+				return bad(s.Var, "set, but %s is not: the Schema Registry wire format is off without it", urlVar)
+			}
+		}
+		for name, on := range map[string]switchValue{"SCHEMA_REGISTRY_AUTO_REGISTER": env.RegistryAutoRegister, "SCHEMA_REGISTRY_USE_LATEST_VERSION": env.RegistryUseLatest} {
+			if on {
+				return bad(name, "on, but %s is not set: the Schema Registry wire format is off without it", urlVar)
+			}
+		}
+		return nil
+	}
+	https := false
+	for _, u := range strings.Split(urls, ",") {
+		pu, err := url.Parse(strings.TrimSpace(u))
+		switch {
+		case err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "":
+			return bad(urlVar, "want http:// or https:// URLs, comma-separated")
+		case pu.User != nil:
+			// A URL is logged; credentials in it would be too.
+			return bad(urlVar, "holds credentials: give them in SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO (from a Secret), not in the URL")
+		}
+		https = https || pu.Scheme == "https"
+	}
+	o := &registry.Options{
+		Registry: registry.Registry{URL: urls, Timeout: env.RegistryTimeout, CacheCapacity: env.RegistryCacheCapacity,
+			Attempts: registryAttempts, Backoff: registryBackoff},
+		Transport: c.Transport, Protocol: c.Protocol, OutputTopic: c.OutputTopic,
+		AutoRegister: bool(env.RegistryAutoRegister), UseLatest: bool(env.RegistryUseLatest),
+	}
+	if userInfo.IsSet() {
+		b, err := userInfo.Read()
+		if err != nil {
+			return securityError(err)
+		}
+		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if user, _, ok := strings.Cut(v, ":"); !ok || user == "" {
+			return bad(userInfo.Var, "want user:password (for Confluent Cloud, the API key and secret)")
+		}
+		o.Registry.UserInfo = tls.NewSecret(v)
+	}
+	if ca.IsSet() || cert.IsSet() || key.IsSet() || pass.IsSet() {
+		for _, s := range []tls.Source{ca, cert, key, pass} {
+			if s.IsSet() && !https {
+				return bad(s.Var, "set, but %s has no https:// URL to use it with", urlVar)
+			}
+		}
+		switch {
+		case cert.IsSet() && !key.IsSet():
+			return bad("SCHEMA_REGISTRY_SSL_CLIENT_KEY", "required with %s: a client certificate needs its private key", cert.Var)
+		case key.IsSet() && !cert.IsSet():
+			return bad("SCHEMA_REGISTRY_SSL_CLIENT_CERT", "required with %s: a private key needs its client certificate", key.Var)
+		case pass.IsSet() && !key.IsSet():
+			return bad(pass.Var, "set, but there is no client key")
+		}
+		m, err := tls.Load(tls.Settings{Protocol: tls.SSL, CA: ca, ClientCert: cert, ClientKey: key, KeyPassword: pass, VerifyHostname: true}, time.Now())
+		if err != nil {
+			return securityError(err)
+		}
+		if o.Registry.TLS, err = m.ClientTLS(); err != nil {
+			return securityError(err)
+		}
+		c.Warnings = append(c.Warnings, m.Warnings...)
+	}
+	var err error
+	if o.Strategy, err = registry.ParseStrategy(env.RegistryStrategy); err != nil {
+		return bad("SCHEMA_REGISTRY_SUBJECT_NAME_STRATEGY", "%v", err)
+	}
+	switch {
+	case o.AutoRegister && o.UseLatest:
+		return bad("SCHEMA_REGISTRY_USE_LATEST_VERSION", "on, and so is SCHEMA_REGISTRY_AUTO_REGISTER: answers are framed with the subject's latest schema or with their own, registered; pick one")
+	case o.CacheCapacity < 1 || o.CacheCapacity > 1_000_000:
+		return bad("SCHEMA_REGISTRY_CACHE_CAPACITY", "%d: want 1 to 1000000 schemas", o.CacheCapacity)
+	case o.Timeout <= 0:
+		return bad("SCHEMA_REGISTRY_REQUEST_TIMEOUT", "must be positive")
+	}
+	c.SchemaRegistry = o
+	return nil
 }
 
 // loadSecurity reads and checks the TLS and SASL material and the librdkafka overrides.

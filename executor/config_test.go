@@ -40,7 +40,7 @@ func minimalEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "KAFKA_") || strings.HasPrefix(name, "MODEL_") || strings.HasPrefix(name, "ENGINE_") {
+		if strings.HasPrefix(name, "KAFKA_") || strings.HasPrefix(name, "MODEL_") || strings.HasPrefix(name, "ENGINE_") || strings.HasPrefix(name, "SCHEMA_REGISTRY_") {
 			setEnv(t, name, unset)
 		}
 	}

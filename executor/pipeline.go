@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/seldon-kafka/sidecar/executor/graph"
+	"github.com/seldon-kafka/sidecar/executor/registry"
 	"github.com/seldon-kafka/sidecar/kafka"
 	"github.com/seldon-kafka/sidecar/protocols"
 )
@@ -79,6 +80,9 @@ type pipeline struct {
 	fatal       chan error // a fatal librdkafka error, for the poll loop to stop on
 	resend      *resender  // records the broker refused, handed from the delivery goroutine to the resender
 	edges       *edges     // CloudEvents and trace context on what comes in and goes out (edges.go)
+
+	// schemas is the Schema Registry wire format at the edges of serve (schemas.go); nil when off.
+	schemas *registry.Codec
 
 	// The clients. Only the poll goroutine uses consumer; the lifecycle replaces it between poll loops.
 	// The workers and the resender produce under prodMu (read), which the lifecycle takes (write) to
@@ -402,6 +406,10 @@ func (p *pipeline) serve(ctx context.Context, j *job) {
 		p.fail(j, err, "decode")
 		return
 	}
+	framed, ok := p.unframe(ctx, j, req)
+	if !ok {
+		return
+	}
 	if err := p.graph.Check(req); err != nil {
 		p.fail(j, err, "decode")
 		return
@@ -415,6 +423,9 @@ func (p *pipeline) serve(ctx context.Context, j *job) {
 			return
 		}
 		p.fail(j, err, "call")
+		return
+	}
+	if framed && !p.frame(ctx, j, resp) {
 		return
 	}
 	p.answer(j, resp)

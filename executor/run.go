@@ -47,10 +47,16 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		return nil, err
 	}
 	logSecurity(log, cfg)
+	schemas, err := newSchemas(cfg, log)
+	if err != nil {
+		_ = walker.Close()
+		return nil, err
+	}
 	consumer, producer, err := newClients(cfg, cfg.Security)
 	if err != nil {
 		_ = walker.Close()
 		_ = ed.close(context.Background())
+		_ = schemas.Close()
 		return nil, err
 	}
 	closeAll := func() {
@@ -58,6 +64,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		consumer.Close()
 		_ = walker.Close()
 		_ = ed.close(context.Background())
+		_ = schemas.Close()
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort)))
 	if err != nil {
@@ -80,6 +87,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		grpcLn:   grpcLn,
 	}
 	e.p.edges = ed
+	e.p.schemas = schemas
 	if cfg.Security != nil {
 		e.security = tls.NewWatcher(cfg.Security)
 	}
@@ -133,6 +141,9 @@ func (e *Executor) Run(ctx context.Context) error {
 	for _, f := range e.cfg.IgnoredFlags {
 		log.Warn("ignored: not used by the Kafka executor", "setting", f)
 	}
+	for _, w := range e.cfg.Warnings {
+		log.Warn("configuration", "warning", w)
+	}
 
 	// bg ends the helpers after the data path has stopped: health and API servers, readiness watch.
 	bg, stopBg := context.WithCancel(context.Background())
@@ -182,6 +193,7 @@ func (e *Executor) Run(ctx context.Context) error {
 		log.Warn("spans not exported at shutdown", "error", err)
 	}
 	cancel()
+	_ = p.schemas.Close()
 	log.Info("stopped", "clean", runErr == nil)
 	return runErr
 }

@@ -106,6 +106,12 @@ const (
 	// ReasonInvalidCloudEvent: the record claims to be a CloudEvent (a ce_specversion header, or a
 	// content-type of application/cloudevents…) and is not a valid one.
 	ReasonInvalidCloudEvent = "invalid_cloudevent"
+	// ReasonSchemaUnknown: with the Schema Registry wire format, the registry has no schema for a
+	// request's schema id, or none for the answer's type under its subject (and may not register one).
+	ReasonSchemaUnknown = "schema_unknown"
+	// ReasonRegistryUnavailable: the Schema Registry could not be asked (unreachable, failing, or
+	// refusing the sidecar's credentials) within its retries.
+	ReasonRegistryUnavailable = "registry_unavailable"
 )
 
 // CallError is a failed model call or a request rejected before the call.

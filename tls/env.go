@@ -4,8 +4,9 @@
 // (consumer, producer, admin) shares, and it re-reads file-based material so that a renewed certificate
 // or a rotated password can be picked up without a restart.
 //
-// The package is named tls after its directory (the layout's tls/). It does not use crypto/tls; an
-// importer that needs both aliases one of them.
+// The package is named tls after its directory (the layout's tls/). It uses crypto/tls only to hand its
+// material to Go TLS clients (Material.ClientTLS) and imports it as cryptotls; an importer that needs
+// both aliases one of them.
 //
 // Every problem is reported as an [*Error] that names the environment variable at fault and never
 // contains a secret: not a password, not key material, not a token.

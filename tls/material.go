@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
+	cryptotls "crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -22,12 +23,16 @@ const ExpiryWarning = 14 * 24 * time.Hour
 type Material struct {
 	Settings Settings
 
-	caPEM    []byte // the CA certificates, re-encoded; nil for the system trust store
-	caCerts  []*x509.Certificate
-	certPEM  []byte // the client certificate and its chain, re-encoded
-	leaf     *x509.Certificate
-	key      Secret // the private key block as given (encrypted or not)
-	keyPass  Secret // set only when the key is encrypted
+	caPEM   []byte // the CA certificates, re-encoded; nil for the system trust store
+	caCerts []*x509.Certificate
+	certPEM []byte // the client certificate and its chain, re-encoded
+	leaf    *x509.Certificate
+	key     Secret // the private key block as given (encrypted or not)
+	keyPass Secret // set only when the key is encrypted
+	// pair is the client certificate with its key opened, for a Go TLS client (see ClientTLS); nil
+	// without mTLS, or when the key's encryption is left to librdkafka. A pointer: a printed Material
+	// shows an address, not key material.
+	pair     *cryptotls.Certificate
 	password Secret
 	oauth    Secret
 
@@ -196,16 +201,19 @@ func (m *Material) loadKey(data, pass []byte) error {
 	if block == nil {
 		return errorf(s.ClientKey.Var, "no PEM private key found (want a PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY block)")
 	}
+	// The password's variable is the key's with _PASS: KAFKA_SSL_CLIENT_KEY_PASS for the Kafka
+	// clients, the same shape for other clients of this package's material.
+	keyVar := strings.TrimSuffix(s.ClientKey.Var, "_FILE")
 	passVar := s.KeyPassword.Var
 	if passVar == "" || !s.KeyPassword.IsSet() {
-		passVar = VarClientKeyPass
+		passVar = keyVar + "_PASS"
 	}
 	// x509's legacy PEM encryption functions are deprecated (the format is weak), but "Proc-Type:
 	// 4,ENCRYPTED" keys are still what openssl genrsa -aes256 and older tooling write.
 	legacy := x509.IsEncryptedPEMBlock(block)
 	encrypted := legacy || block.Type == "ENCRYPTED PRIVATE KEY"
 	if encrypted && len(pass) == 0 {
-		return errorf(s.ClientKey.Var, "the private key is encrypted: set "+VarClientKeyPass+" (or "+VarClientKeyPassFile+")")
+		return errorf(s.ClientKey.Var, "the private key is encrypted: set "+keyVar+"_PASS (or "+keyVar+"_PASS_FILE)")
 	}
 	if !encrypted && len(pass) > 0 {
 		m.warn(passVar, "set, but the private key in "+s.ClientKey.Var+" is not encrypted: the password is not used")
@@ -251,6 +259,7 @@ func (m *Material) loadKey(data, pass []byte) error {
 		return errorf(s.ClientKey.Var, fmt.Sprintf("the private key does not belong to the client certificate in %s (%s)", s.ClientCert.Var, subject(m.leaf)))
 	}
 	m.key = NewSecret(string(pem.EncodeToMemory(block)))
+	m.pair = &cryptotls.Certificate{Certificate: m.chainDER(), PrivateKey: key, Leaf: m.leaf}
 	if encrypted {
 		m.keyPass = NewSecret(string(pass))
 	}
@@ -361,6 +370,39 @@ func (m *Material) warn(v, msg string) { m.Warnings = append(m.Warnings, v+": "+
 
 // Fingerprint is a hash of the file-based material as read by Load: a change on disk changes it.
 func (m *Material) Fingerprint() [sha256.Size]byte { return m.fingerprint }
+
+// chainDER is the client certificate and its chain, DER, as crypto/tls takes them.
+func (m *Material) chainDER() [][]byte {
+	var out [][]byte
+	for rest := m.certPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return out
+		}
+		out = append(out, b.Bytes)
+	}
+}
+
+// ClientTLS is a Go TLS client configuration with the material: its CA certificates as the only
+// trusted roots (the system's when there are none) and, with mTLS, the client certificate and its
+// opened key. It is for clients other than librdkafka; a key whose encryption only librdkafka reads
+// (see Load's warning) is an error naming the key's variable.
+func (m *Material) ClientTLS() (*cryptotls.Config, error) {
+	c := &cryptotls.Config{MinVersion: cryptotls.VersionTLS12}
+	if len(m.caCerts) > 0 {
+		c.RootCAs = x509.NewCertPool()
+		for _, ca := range m.caCerts {
+			c.RootCAs.AddCert(ca)
+		}
+	}
+	if m.leaf != nil {
+		if m.pair == nil {
+			return nil, errorf(m.Settings.ClientKey.Var, "the private key's encryption cannot be read here: give it unencrypted or as PKCS#8 with PBES2 (openssl pkcs8 -topk8 -v2 aes-256-cbc)")
+		}
+		c.Certificates = []cryptotls.Certificate{*m.pair}
+	}
+	return c, nil
+}
 
 // ClientCertificate is the client certificate, or nil without mTLS.
 func (m *Material) ClientCertificate() *x509.Certificate { return m.leaf }

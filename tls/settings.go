@@ -168,6 +168,12 @@ func Parse(env Env) (Settings, error) {
 	return s, nil
 }
 
+// SourceOf is where a piece of material comes from, given as a value in one variable or a file named
+// by another: both set is an error naming them, neither is an unset Source.
+func SourceOf(valueVar, value, fileVar, file string) (Source, error) {
+	return source(valueVar, value, fileVar, file)
+}
+
 func source(valueVar, value, fileVar, file string) (Source, error) {
 	hasValue, hasFile := strings.TrimSpace(value) != "", strings.TrimSpace(file) != ""
 	switch {

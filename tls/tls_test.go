@@ -2,6 +2,8 @@ package tls_test
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -404,4 +406,44 @@ func mustLoad(t *testing.T, env tls.Env) *tls.Material {
 		t.Fatal(err)
 	}
 	return m
+}
+
+func TestClientTLSCarriesTheCAAndTheOpenedKey(t *testing.T) {
+	m := newMaterial(t)
+	pkcs8 := m.write(t, "enc-pkcs8.key", testkit.EncryptKeyPKCS8(t, m.keyPEM, keyPassword, "aes-256-cbc"))
+	legacy := m.write(t, "enc-legacy.key", testkit.EncryptKeyLegacy(t, m.keyPEM, keyPassword))
+	for _, tc := range []struct {
+		name string
+		env  tls.Env
+	}{
+		{"plain key", tls.Env{Protocol: "SSL", CACertFile: m.caFile, ClientCertFile: m.certFile, ClientKeyFile: m.keyFile}},
+		{"PKCS#8 encrypted key", tls.Env{Protocol: "SSL", CACertFile: m.caFile, ClientCertFile: m.certFile, ClientKeyFile: pkcs8, ClientKeyPass: keyPassword}},
+		{"legacy PEM encrypted key", tls.Env{Protocol: "SSL", CACertFile: m.caFile, ClientCert: string(m.certPEM), ClientKeyFile: legacy, ClientKeyPassFile: m.passFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := mustLoad(t, tc.env).ClientTLS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Certificates) != 1 || c.Certificates[0].Leaf == nil {
+				t.Fatalf("%d client certificates", len(c.Certificates))
+			}
+			pair := c.Certificates[0]
+			signer, ok := pair.PrivateKey.(crypto.Signer)
+			if !ok || !pair.Leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(signer.Public()) {
+				t.Fatal("the key is not the certificate's")
+			}
+			if _, err := pair.Leaf.Verify(x509.VerifyOptions{Roots: c.RootCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+				t.Errorf("the client certificate does not verify against the roots: %v", err)
+			}
+		})
+	}
+
+	c, err := mustLoad(t, tls.Env{Protocol: "SSL"}).ClientTLS()
+	if err != nil || c.RootCAs != nil || len(c.Certificates) != 0 {
+		t.Errorf("without material: roots %v, %d certificates, %v; want the system's roots and none", c.RootCAs, len(c.Certificates), err)
+	}
+	pbes1 := m.write(t, "pbes1.key", openssl(t, m.keyPEM, "pkcs8", "-topk8", "-v1", "PBE-SHA1-3DES", "-passout", "pass:"+keyPassword))
+	_, err = mustLoad(t, tls.Env{Protocol: "SSL", ClientCertFile: m.certFile, ClientKeyFile: pbes1, ClientKeyPass: keyPassword}).ClientTLS()
+	wantVar(t, err, tls.VarClientKeyFile, keyPassword)
 }

@@ -124,6 +124,12 @@ var (
 	restProtocols = map[protocols.Name]rest.Protocol{protocols.Seldon: seldon.REST, protocols.Tensorflow: tensorflow.REST, protocols.V2: v2.REST}
 )
 
+// GRPCProtocol is a protocol's gRPC side: the request types it takes and the RPCs that serve them.
+func GRPCProtocol(p protocols.Name) (grpc.Protocol, bool) {
+	gp, ok := grpcProtocols[p]
+	return gp, ok
+}
+
 func (w *Walker) client(n *Node, shared *http.Transport) (protocols.Client, error) {
 	if w.g.Transport == "grpc" {
 		p, ok := grpcProtocols[w.g.Protocol]

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"time"
 
@@ -86,7 +85,7 @@ func New(g *Graph, o Options) (*Walker, error) {
 		o.MaxAttempts = 1
 	}
 	w := &Walker{g: g, opts: o, clients: map[*Node]protocols.Client{}}
-	var shared *http.Transport
+	var shared *rest.Transport
 	if g.Transport != "grpc" {
 		shared = rest.NewTransport(max(o.MaxConns, 1))
 	}
@@ -117,7 +116,7 @@ var (
 	restProtocols = map[protocols.Name]rest.Protocol{protocols.Seldon: seldon.REST, protocols.Tensorflow: tensorflow.REST, protocols.V2: v2.REST}
 )
 
-func (w *Walker) client(n *Node, shared *http.Transport) (protocols.Client, error) {
+func (w *Walker) client(n *Node, shared *rest.Transport) (protocols.Client, error) {
 	if w.g.Transport == "grpc" {
 		p, ok := grpcProtocols[w.g.Protocol]
 		if !ok {

@@ -71,12 +71,13 @@ func ConsumerConfig(s Settings) (*ckafka.ConfigMap, error) {
 		//
 		// The broker answers a fetch once it has fetch.min.bytes for it, or after fetch.wait.max.ms. With
 		// librdkafka's defaults (1 byte, 500 ms) every record that arrives alone is a fetch of its own, and
-		// a wake-up of librdkafka's thread and of the poll loop: at a few hundred records/s that cost a
-		// fifth of the sidecar's CPU. Waiting up to 10 ms for 64 KiB gathers them. Cost: a record arriving
-		// on a quiet topic waits up to 10 ms more, and an idle consumer asks the broker 100 times a second
-		// instead of twice. A backlog fills 64 KiB at once and never waits.
+		// a wake-up of librdkafka's thread and of the poll loop: at 400 records/s that was about a fifth
+		// of the sidecar's CPU. Waiting up to 25 ms for 64 KiB gathers them (10 records a fetch at 400/s).
+		// Cost: a record arriving on a quiet topic waits up to 25 ms more, and an idle consumer asks the
+		// broker 40 times a second instead of twice (a few ms of CPU a second, and 40 requests a second
+		// per replica for the broker). A backlog fills 64 KiB at once and never waits.
 		"fetch.min.bytes":   65536,
-		"fetch.wait.max.ms": 10,
+		"fetch.wait.max.ms": 25,
 		// Bounds the bytes prefetched for the whole consumer, so memory does not grow with the backlog:
 		// 16 MiB is some 16 000 records of 1 KiB, far more than the 2 × KAFKA_WORKERS in flight, and 250 of
 		// 60 KiB. Cost: with records larger than 16 MiB / fetch, fetching is record by record.

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,8 @@ type options struct {
 	perfFile     string
 	profileAfter int
 	profileSecs  float64
+	rate         int
+	idle         time.Duration
 	jsonOut      bool
 	env          stringList
 }
@@ -72,6 +75,8 @@ func main() {
 	fs.StringVar(&o.perfFile, "perf", "", "run perf record -g on the executor while the backlog drains, writing this file")
 	fs.IntVar(&o.profileAfter, "profile-after", 1000, "start the profiles after this many answers (past the start-up)")
 	fs.Float64Var(&o.profileSecs, "profile-seconds", 3, "length of the profiles")
+	fs.IntVar(&o.rate, "rate", 0, "paced mode: send the records at this many per second once the executor is ready, and report the latency from send to answer (0: drain a backlog written before the executor starts)")
+	fs.DurationVar(&o.idle, "idle", 0, "after the last answer, measure the executor's CPU while nothing comes for this long")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the figures as one JSON object too")
 	fs.Var(&o.env, "env", "NAME=VALUE for the executor's environment (repeatable)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -179,8 +184,10 @@ func run(o options) error {
 		}
 		headers = []kafka.Header{{Key: "proto-name", Value: []byte("seldon.protos.SeldonMessage")}}
 	}
-	if err := backlog(o, in, value, headers); err != nil {
-		return err
+	if o.rate == 0 {
+		if err := backlog(o, in, value, headers); err != nil {
+			return err
+		}
 	}
 
 	port := httpAddr[strings.LastIndexByte(httpAddr, ':')+1:]
@@ -225,19 +232,34 @@ func run(o options) error {
 		errs            int
 		profiles        = make(chan error, 2)
 		started         int
+		latencies       []time.Duration
+		paced           = make(chan error, 1)
 	)
+	if o.rate > 0 {
+		// The executor's start-up is not counted: the figures start when it is ready.
+		if err := awaitReady(healthPort, 60*time.Second); err != nil {
+			return err
+		}
+		firstAt, cpuFirst = time.Now(), cpuSeconds(pid)
+		go func() { paced <- send(o, in, value, headers) }()
+	}
 	for n := 0; n < o.records; {
 		m, err := reader.ReadMessage(60 * time.Second)
 		if err != nil {
 			return fmt.Errorf("after %d answers: %w", n, err)
 		}
 		for _, h := range m.Headers {
-			if h.Key == "Seldon-Error-Reason" {
+			switch h.Key {
+			case "Seldon-Error-Reason":
 				errs++
+			case "Seldon-Puid":
+				if sent, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && o.rate > 0 {
+					latencies = append(latencies, time.Since(time.Unix(0, sent)))
+				}
 			}
 		}
 		n++
-		if n == 1 {
+		if n == 1 && o.rate == 0 {
 			firstAt, cpuFirst = time.Now(), cpuSeconds(pid)
 		}
 		if n == o.profileAfter {
@@ -253,9 +275,20 @@ func run(o options) error {
 	}
 	lastAt = time.Now()
 	cpuTotal := cpuSeconds(pid)
+	modelCPU := cpuSeconds(model.Process.Pid)
+	var idleCPU float64
+	if o.idle > 0 {
+		time.Sleep(o.idle)
+		idleCPU = (cpuSeconds(pid) - cpuTotal) / o.idle.Seconds()
+	}
 	peak := peakRSS(pid)
 	for range started {
 		if err := <-profiles; err != nil {
+			return err
+		}
+	}
+	if o.rate > 0 {
+		if err := <-paced; err != nil {
 			return err
 		}
 	}
@@ -264,24 +297,45 @@ func run(o options) error {
 	}
 	drain := lastAt.Sub(firstAt)
 	fig := map[string]any{
-		"transport":              o.transport,
-		"records":                o.records,
-		"body_bytes":             len(value),
-		"workers":                o.workers,
-		"records_per_s":          float64(o.records-1) / drain.Seconds(),
-		"cpu_us_per_record":      cpuTotal * 1e6 / float64(o.records),
-		"cpu_us_per_record_warm": (cpuTotal - cpuFirst) * 1e6 / float64(o.records-1),
-		"cpu_s_total":            cpuTotal,
-		"wall_s_start_to_last":   lastAt.Sub(start).Seconds(),
-		"peak_rss_mib":           peak,
-		"profiled":               o.pprofFile != "" || o.perfFile != "",
+		"transport":               o.transport,
+		"records":                 o.records,
+		"body_bytes":              len(value),
+		"workers":                 o.workers,
+		"records_per_s":           float64(o.records-1) / drain.Seconds(),
+		"cpu_us_per_record":       cpuTotal * 1e6 / float64(o.records),
+		"cpu_us_per_record_warm":  (cpuTotal - cpuFirst) * 1e6 / float64(o.records-1),
+		"cpu_s_total":             cpuTotal,
+		"model_cpu_us_per_record": modelCPU * 1e6 / float64(o.records),
+		"wall_s_start_to_last":    lastAt.Sub(start).Seconds(),
+		"peak_rss_mib":            peak,
+		"profiled":                o.pprofFile != "" || o.perfFile != "",
+		"rate":                    o.rate,
 	}
-	fmt.Printf("profile: %s, %d records of %d bytes, KAFKA_WORKERS=%d, %d partitions\n",
-		o.transport, o.records, len(value), o.workers, o.partitions)
+	if o.rate > 0 {
+		slices.Sort(latencies)
+		pct := func(p float64) float64 {
+			return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+		}
+		fig["latency_ms_p50"], fig["latency_ms_p99"], fig["latency_ms_max"] = pct(.5), pct(.99), pct(1)
+	}
+	mode := "backlog"
+	if o.rate > 0 {
+		mode = fmt.Sprintf("%d records/s", o.rate)
+	}
+	fmt.Printf("profile: %s, %s, %d records of %d bytes, KAFKA_WORKERS=%d, %d partitions\n",
+		o.transport, mode, o.records, len(value), o.workers, o.partitions)
 	fmt.Printf("  %-40s %10.0f\n", "records/s (first to last answer):", fig["records_per_s"])
 	fmt.Printf("  %-40s %10.1f\n", "executor CPU µs per record (whole run):", fig["cpu_us_per_record"])
 	fmt.Printf("  %-40s %10.1f\n", "executor CPU µs per record (draining):", fig["cpu_us_per_record_warm"])
 	fmt.Printf("  %-40s %10.1f\n", "executor peak RSS MiB:", peak)
+	fmt.Printf("  %-40s %10.1f\n", "model CPU µs per record (whole run):", fig["model_cpu_us_per_record"])
+	if o.idle > 0 {
+		fmt.Printf("  %-40s %10.1f\n", "executor CPU ms per second, idle:", idleCPU*1000)
+	}
+	if o.rate > 0 {
+		fmt.Printf("  %-40s p50 %.1f  p99 %.1f  max %.1f\n", "latency ms, send to answer:",
+			fig["latency_ms_p50"], fig["latency_ms_p99"], fig["latency_ms_max"])
+	}
 	if o.jsonOut {
 		b, _ := json.Marshal(fig)
 		fmt.Println(string(b))
@@ -324,6 +378,51 @@ func backlog(o options, topic string, value []byte, headers []kafka.Header) erro
 		return fmt.Errorf("%d backlog records not delivered", left)
 	}
 	return nil
+}
+
+// send writes the records at o.rate per second, each with its send time as its Seldon-Puid (the answer
+// carries it back). The producer does not linger, so that the latency is the sidecar's and the broker's.
+func send(o options, topic string, value []byte, headers []kafka.Header) error {
+	prod, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": o.bootstrap, "linger.ms": 0,
+		"go.delivery.report.fields": "none"})
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	go func() {
+		for range prod.Events() {
+		}
+	}()
+	tick := time.NewTicker(time.Second / time.Duration(o.rate))
+	defer tick.Stop()
+	for i := range o.records {
+		<-tick.C
+		hs := append(slices.Clip(headers), kafka.Header{Key: "Seldon-Puid", Value: []byte(strconv.FormatInt(time.Now().UnixNano(), 10))})
+		msg := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+			Value: value, Headers: hs}
+		if o.keyed {
+			msg.Key = []byte("k" + strconv.Itoa(i))
+		}
+		if err := prod.Produce(msg, nil); err != nil {
+			return err
+		}
+	}
+	prod.Flush(30000)
+	return nil
+}
+
+// awaitReady waits until the executor's /ready answers 200.
+func awaitReady(port int, limit time.Duration) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/ready", port)
+	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("the executor was not ready within %v", limit)
 }
 
 func goProfile(port int, secs float64, file string) error {

@@ -311,6 +311,9 @@ func run(o options) error {
 		"profiled":                o.pprofFile != "" || o.perfFile != "",
 		"rate":                    o.rate,
 	}
+	if o.idle > 0 {
+		fig["idle_cpu_ms_per_s"] = idleCPU * 1000
+	}
 	if o.rate > 0 {
 		slices.Sort(latencies)
 		pct := func(p float64) float64 {

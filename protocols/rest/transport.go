@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -159,7 +158,9 @@ func (c *conn) exchange(ctx context.Context, deadline time.Time, req *fasthttp.R
 	if err == nil {
 		err = c.bw.Flush()
 	}
-	if err == nil {
+	if err != nil {
+		err = writeError{err}
+	} else {
 		resp.Header.SetNoDefaultContentType(true) // an answer without Content-Type says so
 		err = resp.ReadLimitBody(c.br, maxBody)
 	}
@@ -171,9 +172,16 @@ func (c *conn) exchange(ctx context.Context, deadline time.Time, req *fasthttp.R
 	return err
 }
 
+// writeError is a failure to send the request: nothing of an answer was read.
+type writeError struct{ error }
+
+func (e writeError) Unwrap() error { return e.error }
+
 // staleConn says whether a failure on a reused connection is that of a connection the server had
-// closed: the write refused, or nothing at all read back (fasthttp reports any failure to read the first
-// byte of an answer as io.EOF).
+// closed: the request could not be written, or not a byte of an answer came back (fasthttp reports any
+// failure to read the first byte as a bare io.EOF). A failure after part of an answer is not: the
+// model has the request, and the call is not made again here.
 func staleConn(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+	var we writeError
+	return err == io.EOF || errors.As(err, &we)
 }

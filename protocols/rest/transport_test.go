@@ -165,3 +165,35 @@ func TestAnHTTPSOrMalformedModelURLFailsEveryCallClearly(t *testing.T) {
 		}
 	}
 }
+
+func TestACallWhoseAnswerBreaksOffIsNotMadeAgain(t *testing.T) {
+	var calls atomic.Int64
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if calls.Add(1) == 1 {
+			echo(w, r)
+			return
+		}
+		// The model has the request and dies half-way through the answer's headers.
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Ty")
+		_ = buf.Flush()
+		_ = conn.Close()
+	})
+	c := rest.New(seldon.REST, rest.Options{BaseURL: srv.URL, Model: "m", Timeout: 5 * time.Second})
+	defer c.Close()
+	if _, err := call(t, c, context.Background(), `{}`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := call(t, c, context.Background(), `{}`) // on the kept connection
+	if ce := callError(t, err); !ce.Transient {
+		t.Errorf("an answer cut off: %+v, want a transient error (the walk retries it with backoff)", ce)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the model got %d requests, want 2: a request it received is not sent again by the client", n)
+	}
+}

@@ -63,7 +63,8 @@ var DefaultRetryStatuses = []int{http.StatusRequestTimeout, http.StatusTooManyRe
 type Client struct {
 	proto     Protocol
 	opts      Options
-	addr      string // host:port, also the Host header
+	addr      string // host:port dialled
+	host      string // the Host header: the base URL's host, as written
 	base      string // http://host:port/prefix, for messages
 	prefix    string // the base URL's path, before every request path
 	badURL    error  // the base URL cannot be called
@@ -94,7 +95,7 @@ func New(p Protocol, o Options) *Client {
 	case u.Scheme != "http" || u.Host == "":
 		c.badURL = fmt.Errorf("model URL %q: want http://host:port (the model is in the same pod)", o.BaseURL)
 	default:
-		c.addr = u.Host
+		c.addr, c.host = u.Host, u.Host
 		if u.Port() == "" {
 			c.addr = net.JoinHostPort(u.Hostname(), "80")
 		}
@@ -188,7 +189,7 @@ func (c *Client) post(ctx context.Context, path string, req *protocols.Request) 
 	defer fasthttp.ReleaseRequest(hreq)
 	hreq.Header.SetMethod(http.MethodPost)
 	hreq.Header.SetRequestURI(path)
-	hreq.Header.SetHost(c.addr)
+	hreq.Header.SetHost(c.host)
 	// The record's headers go to every node, as the legacy executor sends them; those that describe the
 	// HTTP message itself are this request's own.
 	for _, h := range req.Headers {
@@ -241,7 +242,7 @@ func (c *Client) Ready(ctx context.Context) error {
 	defer fasthttp.ReleaseRequest(hreq)
 	hreq.Header.SetMethod(http.MethodGet)
 	hreq.Header.SetRequestURI(c.readyPath)
-	hreq.Header.SetHost(c.addr)
+	hreq.Header.SetHost(c.host)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
 	err := c.transport.roundTrip(ctx, c.addr, c.deadline(ctx), hreq, resp, 64<<10)

@@ -57,6 +57,7 @@ rm -f "$log"
 echo "== go test ./cmd/executor (the sidecar as a process: exit codes, SIGKILL, SIGTERM)"
 go test -count=1 -timeout 10m ./cmd/executor
 
-echo "== go test -fuzz (gRPC decode paths, briefly)"
+echo "== go test -fuzz (gRPC decode paths and the REST request check, briefly)"
 go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime=10s ./protocols/grpc
 go test -run='^$' -fuzz='^FuzzReader$' -fuzztime=10s ./protocols/protofile
+go test -run='^$' -fuzz='^FuzzValidJSON$' -fuzztime=10s ./protocols/rest

@@ -247,7 +247,7 @@ func (c *Client) Ready(ctx context.Context) error {
 	defer fasthttp.ReleaseResponse(resp)
 	err := c.transport.roundTrip(ctx, c.addr, c.deadline(ctx), hreq, resp, 64<<10)
 	if err != nil && !errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		return fmt.Errorf("model readiness GET %s: %w", readyURL, c.failed(ctx, time.Time{}, http.MethodGet, c.readyPath, err))
+		return fmt.Errorf("model readiness: %w", c.failed(ctx, time.Time{}, http.MethodGet, c.readyPath, err))
 	}
 	status := resp.StatusCode()
 	switch {

@@ -106,6 +106,8 @@ type Env struct {
 	PropertiesFile string `envconfig:"KAFKA_PROPERTIES_FILE"`
 	// Overrides are the KAFKA_CONSUMER_* and KAFKA_PRODUCER_* variables, gathered by loadEnv.
 	Overrides []kafka.Override `ignored:"true"`
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on the health port.
+	Pprof switchValue `envconfig:"SIDECAR_PPROF" default:"false"`
 }
 
 // Config is everything the sidecar runs on, parsed and checked once at start.
@@ -178,9 +180,12 @@ type Config struct {
 	// none touches kafka.Pinned or a security property.
 	Overrides []kafka.Override
 
-	HTTPPort        int
-	GRPCPort        int // the synchronous gRPC API's, with --transport=grpc
-	MetricsPath     string
+	HTTPPort    int
+	GRPCPort    int // the synchronous gRPC API's, with --transport=grpc
+	MetricsPath string
+	// Pprof serves /debug/pprof/ on the health port (SIDECAR_PPROF): off by default, since a profile
+	// costs CPU and shows the process's insides to whoever reaches the port.
+	Pprof           bool
 	ShutdownGrace   time.Duration
 	LogLevel        slog.Level
 	IgnoredFlags    []string // legacy flags accepted and not used, for a warning at start
@@ -309,6 +314,7 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 		HTTPPort:         f.HTTPPort,
 		GRPCPort:         f.GRPCPort,
 		MetricsPath:      f.PrometheusPath,
+		Pprof:            bool(env.Pprof),
 		ShutdownGrace:    f.GracefulTimeout,
 		IgnoredFlags:     ignored,
 		AutoOffsetReset:  strings.ToLower(env.AutoOffsetReset),
@@ -369,6 +375,9 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	}
 	if !strings.HasPrefix(c.MetricsPath, "/") || c.MetricsPath == "/live" || c.MetricsPath == "/ready" {
 		return c, bad("--prometheus_path", "%q: want a path like /metrics", c.MetricsPath)
+	}
+	if c.Pprof && strings.HasPrefix(c.MetricsPath, "/debug/pprof/") {
+		return c, bad("--prometheus_path", "%q: SIDECAR_PPROF serves /debug/pprof/", c.MetricsPath)
 	}
 	lvl, err := parseLevel(f.LogLevel)
 	if err != nil {

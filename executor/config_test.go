@@ -216,6 +216,8 @@ func TestLoadConfigNamesTheBadSetting(t *testing.T) {
 		{name: "unknown log level", args: []string{"--log_level=LOUD"}, wantName: "--log_level"},
 		{name: "metrics path not a path", args: []string{"--prometheus_path=metrics"}, wantName: "--prometheus_path"},
 		{name: "metrics path on /ready", args: []string{"--prometheus_path=/ready"}, wantName: "--prometheus_path"},
+		{name: "metrics path among the Go profiles", env: map[string]string{"SIDECAR_PPROF": "on"}, args: []string{"--prometheus_path=/debug/pprof/metrics"}, wantName: "--prometheus_path"},
+		{name: "SIDECAR_PPROF neither on nor off", env: map[string]string{"SIDECAR_PPROF": "sometimes"}, wantName: "SIDECAR_PPROF"},
 		{name: "http port out of range", args: []string{"--http_port=70000"}, wantName: "--http_port"},
 		{name: "a flag that does not parse", args: []string{"--http_port=eighty"}, wantName: "arguments"},
 

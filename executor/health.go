@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -47,6 +48,15 @@ func (e *Executor) httpHandler(a *api) http.Handler {
 		writeStatus(w, code, body)
 	})
 	mux.Handle("GET "+e.cfg.MetricsPath, promhttp.HandlerFor(p.m.reg, promhttp.HandlerOpts{}))
+	if e.cfg.Pprof {
+		// Registered by hand: importing net/http/pprof registers on http.DefaultServeMux, which is not
+		// served here.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -3,11 +3,15 @@ package executor
 import (
 	"bytes"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seldon-kafka/sidecar/executor/graph"
 )
 
 func TestKafkaErrorsAreLoggedOnceThenRemindedWithACount(t *testing.T) {
@@ -47,4 +51,21 @@ func grepLevel(log, level string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func TestGoProfilesAreServedOnlyWhenAskedFor(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := Config{Transport: "grpc", MetricsPath: "/metrics", Pprof: on}
+		e := &Executor{cfg: cfg, p: &pipeline{m: newMetrics(&graph.Graph{}), gate: newGate()}}
+		srv := httptest.NewServer(e.httpHandler(nil))
+		resp, err := http.Get(srv.URL + "/debug/pprof/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.Close()
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; resp.StatusCode != want {
+			t.Errorf("SIDECAR_PPROF=%v: /debug/pprof/cmdline answered %d, want %d", on, resp.StatusCode, want)
+		}
+	}
 }

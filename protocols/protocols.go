@@ -67,7 +67,8 @@ type Request struct {
 	Headers []Header
 	// Decoded is the message Body holds, when a client has decoded it (the gRPC client keeps the parsed
 	// protobuf message here), so that calls and their retries need not decode it again. When Decoded is
-	// set, Body may be nil.
+	// set, Body may be nil; when both are, they say the same message, and a call may send Body's bytes
+	// as they are instead of encoding Decoded again.
 	Decoded any
 }
 

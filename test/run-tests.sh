@@ -75,9 +75,11 @@ rm -f "$log"
 echo "== go test ./cmd/executor (the sidecar as a process: exit codes, SIGKILL, SIGTERM)"
 go test -count=1 -timeout 10m ./cmd/executor
 
-echo "== go test -fuzz (gRPC decode paths and Schema Registry frames, briefly)"
+echo "== go test -fuzz (gRPC decode paths, the REST request check and Schema Registry frames, briefly)"
 go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime=10s ./protocols/grpc
 go test -run='^$' -fuzz='^FuzzReader$' -fuzztime=10s ./protocols/protofile
+go test -run='^$' -fuzz='^FuzzValidJSON$' -fuzztime=10s ./protocols/rest
+go test -run='^$' -fuzz='^FuzzFrame$' -fuzztime=10s ./executor/registry
 
 echo "== the examples: make demo (and interrupted), examples/mlserver"
 bash test/examples.sh
@@ -92,4 +94,3 @@ if [[ -n "${KAFKA_TEST_BOOTSTRAP:-}" ]]; then
 fi
 go run ./cmd/sidecar-bench "${bench_args[@]}"
 rm -rf "$bench_bin"
-go test -run='^$' -fuzz='^FuzzFrame$' -fuzztime=10s ./executor/registry

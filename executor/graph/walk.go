@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"time"
 
@@ -93,7 +92,7 @@ func New(g *Graph, o Options) (*Walker, error) {
 		o.MaxAttempts = 1
 	}
 	w := &Walker{g: g, opts: o, clients: map[*Node]protocols.Client{}}
-	var shared *http.Transport
+	var shared *rest.Transport
 	if g.Transport != "grpc" {
 		shared = rest.NewTransport(max(o.MaxConns, 1))
 	}
@@ -130,7 +129,7 @@ func GRPCProtocol(p protocols.Name) (grpc.Protocol, bool) {
 	return gp, ok
 }
 
-func (w *Walker) client(n *Node, shared *http.Transport) (protocols.Client, error) {
+func (w *Walker) client(n *Node, shared *rest.Transport) (protocols.Client, error) {
 	if w.g.Transport == "grpc" {
 		p, ok := grpcProtocols[w.g.Protocol]
 		if !ok {

@@ -309,8 +309,9 @@ func TestClientDecodesOnceAndInferWorksWithoutCheck(t *testing.T) {
 	if _, err := c.Infer(context.Background(), req); err != nil {
 		t.Fatalf("Infer without Check: %v", err)
 	}
-	// Retries reuse the decoded message: the body is not read again.
-	req.Body = []byte("garbage")
+	// Retries reuse the decoded message: the body is not decoded again (without it, there is nothing to
+	// decode).
+	req.Body = nil
 	if _, err := c.Infer(context.Background(), req); err != nil {
 		t.Fatalf("second Infer: %v", err)
 	}

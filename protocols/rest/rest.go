@@ -6,10 +6,8 @@ package rest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -17,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/seldon-kafka/sidecar/protocols"
@@ -36,17 +35,17 @@ type Protocol struct {
 
 // Options configure a Client.
 type Options struct {
-	BaseURL string        // scheme://host:port of the model container
+	BaseURL string        // http://host:port of the model container
 	Model   string        // the graph node's name, used in the protocol's paths
 	Timeout time.Duration // per call; 0 means none (the caller's context still applies)
-	// MaxConns bounds the connections kept to the model; it should be at least the records in flight so
-	// that no call waits for a connection.
+	// MaxConns bounds the idle connections kept to the model; it should be at least the records in
+	// flight so that no call waits for a connection to be opened.
 	MaxConns int
 	// MaxResponseBytes bounds a model's answer; a larger one fails the call instead of exhausting memory.
 	MaxResponseBytes int64
 	// Transport, when set, is the connection pool to use, shared with the clients of the graph's other
 	// nodes; New makes one of its own otherwise.
-	Transport *http.Transport
+	Transport *Transport
 	// RetryStatuses are the HTTP statuses a call is made again for (nil: DefaultRetryStatuses). Any other
 	// error status is the model's verdict on the request. Connection errors and timeouts are always
 	// retried.
@@ -59,15 +58,19 @@ type Options struct {
 var DefaultRetryStatuses = []int{http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusBadGateway,
 	http.StatusServiceUnavailable, http.StatusGatewayTimeout}
 
-// Client is a protocols.Client over HTTP.
+// Client is a protocols.Client over HTTP/1.1. Redirects are not followed: a redirect would turn the POST
+// into a GET, and the model's answer is whatever it says first.
 type Client struct {
 	proto     Protocol
 	opts      Options
-	base      string
-	inferURL  string
-	readyURL  string
-	http      *http.Client
-	transport *http.Transport
+	addr      string // host:port dialled
+	host      string // the Host header: the base URL's host, as written
+	base      string // http://host:port/prefix, for messages
+	prefix    string // the base URL's path, before every request path
+	badURL    error  // the base URL cannot be called
+	paths     map[protocols.Method]string
+	readyPath string
+	transport *Transport
 	retry     map[int]bool // the statuses retried
 }
 
@@ -81,32 +84,39 @@ func New(p Protocol, o Options) *Client {
 	if o.MaxResponseBytes <= 0 {
 		o.MaxResponseBytes = 64 << 20
 	}
-	base := strings.TrimRight(o.BaseURL, "/")
-	tr := o.Transport
-	if tr == nil {
-		tr = NewTransport(o.MaxConns)
+	c := &Client{proto: p, opts: o, transport: o.Transport, paths: map[protocols.Method]string{}}
+	if c.transport == nil {
+		c.transport = NewTransport(o.MaxConns)
 	}
+	u, err := url.Parse(strings.TrimRight(o.BaseURL, "/"))
+	switch {
+	case err != nil:
+		c.badURL = fmt.Errorf("model URL %q: %w", o.BaseURL, err)
+	case u.Scheme != "http" || u.Host == "":
+		c.badURL = fmt.Errorf("model URL %q: want http://host:port (the model is in the same pod)", o.BaseURL)
+	default:
+		c.addr, c.host = u.Host, u.Host
+		if u.Port() == "" {
+			c.addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+		c.prefix = u.EscapedPath()
+		c.base = "http://" + u.Host + c.prefix
+	}
+	// The paths are made once: a call only looks its own up.
+	for _, m := range []protocols.Method{protocols.Predict, protocols.TransformInput, protocols.TransformOutput,
+		protocols.Route, protocols.Aggregate} {
+		c.paths[m] = c.prefix + p.Path(m, o.Model)
+	}
+	c.readyPath = c.prefix + p.ReadyPath(o.Model)
 	statuses := o.RetryStatuses
 	if statuses == nil {
 		statuses = DefaultRetryStatuses
 	}
-	retry := make(map[int]bool, len(statuses))
+	c.retry = make(map[int]bool, len(statuses))
 	for _, st := range statuses {
-		retry[st] = true
+		c.retry[st] = true
 	}
-	return &Client{
-		retry:    retry,
-		proto:    p,
-		opts:     o,
-		base:     base,
-		inferURL: base + p.Path(protocols.Predict, o.Model),
-		readyURL: base + p.ReadyPath(o.Model),
-		// A redirect would turn the POST into a GET; the model's answer is whatever it says first.
-		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
-		transport: tr,
-	}
+	return c
 }
 
 // ModelPaths is a Protocol.Path for servers that name the model in the path — prefix, the escaped
@@ -122,23 +132,6 @@ func ModelPaths(prefix, predict, route, aggregate string) func(m protocols.Metho
 			verb = aggregate
 		}
 		return prefix + url.PathEscape(model) + verb
-	}
-}
-
-// NewTransport is the connection pool for model containers, keeping up to maxConns connections per
-// container so that no call waits for one.
-func NewTransport(maxConns int) *http.Transport {
-	return &http.Transport{
-		Proxy: nil, // the model is in the same pod: an HTTP_PROXY from the environment must not apply
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          maxConns,
-		MaxIdleConnsPerHost:   maxConns,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 0, // the per-call timeout covers it
-		ForceAttemptHTTP2:     false,
 	}
 }
 
@@ -162,27 +155,41 @@ func (c *Client) Check(req *protocols.Request) error {
 
 // Infer posts the request body to the protocol's inference path, unchanged.
 func (c *Client) Infer(ctx context.Context, req *protocols.Request) (*protocols.Response, error) {
-	return c.post(ctx, c.inferURL, req)
+	return c.Call(ctx, protocols.Predict, req)
 }
 
 // Call posts the request body, unchanged, to the path of a node method.
 func (c *Client) Call(ctx context.Context, m protocols.Method, req *protocols.Request) (*protocols.Response, error) {
-	if m == protocols.Predict {
-		return c.post(ctx, c.inferURL, req)
+	path, ok := c.paths[m]
+	if !ok {
+		path = c.prefix + c.proto.Path(m, c.opts.Model)
 	}
-	return c.post(ctx, c.base+c.proto.Path(m, c.opts.Model), req)
+	return c.post(ctx, path, req)
 }
 
-func (c *Client) post(ctx context.Context, url string, req *protocols.Request) (*protocols.Response, error) {
+// deadline is when a call started now must end: the client's timeout or the caller's deadline, whichever
+// comes first; zero for none.
+func (c *Client) deadline(ctx context.Context) time.Time {
+	var d time.Time
 	if c.opts.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
-		defer cancel()
+		d = time.Now().Add(c.opts.Timeout)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(req.Body))
-	if err != nil {
-		return nil, &protocols.CallError{Reason: protocols.ReasonInvalidRequest, Msg: "building the model request", Err: err}
+	if cd, ok := ctx.Deadline(); ok && (d.IsZero() || cd.Before(d)) {
+		d = cd
 	}
+	return d
+}
+
+func (c *Client) post(ctx context.Context, path string, req *protocols.Request) (*protocols.Response, error) {
+	if c.badURL != nil {
+		return nil, &protocols.CallError{Reason: protocols.ReasonInvalidRequest, Msg: "building the model request", Err: c.badURL}
+	}
+	deadline := c.deadline(ctx)
+	hreq := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(hreq)
+	hreq.Header.SetMethod(http.MethodPost)
+	hreq.Header.SetRequestURI(path)
+	hreq.Header.SetHost(c.host)
 	// The record's headers go to every node, as the legacy executor sends them; those that describe the
 	// HTTP message itself are this request's own.
 	for _, h := range req.Headers {
@@ -194,57 +201,69 @@ func (c *Client) post(ctx context.Context, url string, req *protocols.Request) (
 	if ct == "" {
 		ct = "application/json"
 	}
-	hreq.Header.Set("Content-Type", ct)
+	hreq.Header.SetContentType(ct)
 	if req.Puid != "" {
 		hreq.Header.Set("Seldon-Puid", req.Puid)
 	}
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return nil, transportError(ctx, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes+1))
-	if err != nil {
-		return nil, transportError(ctx, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, c.statusError(resp.StatusCode, body)
-	}
-	if int64(len(body)) > c.opts.MaxResponseBytes {
-		return nil, &protocols.CallError{Reason: protocols.ReasonModelRejected, Status: resp.StatusCode,
+	hreq.SetBodyRaw(req.Body) // sent from the record's own bytes, not copied
+
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	err := c.transport.roundTrip(ctx, c.addr, deadline, hreq, resp, int(c.opts.MaxResponseBytes))
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		if st := resp.StatusCode(); st/100 != 2 {
+			return nil, c.statusError(st, nil)
+		}
+		return nil, &protocols.CallError{Reason: protocols.ReasonModelRejected, Status: resp.StatusCode(),
 			Msg: fmt.Sprintf("model answer larger than %d bytes (KAFKA_MESSAGE_MAX_BYTES)", c.opts.MaxResponseBytes)}
+	case err != nil:
+		return nil, c.failed(ctx, deadline, http.MethodPost, path, err)
 	}
-	rct := resp.Header.Get("Content-Type")
+	status := resp.StatusCode()
+	if status/100 != 2 {
+		return nil, c.statusError(status, resp.Body())
+	}
+	rct := string(resp.Header.ContentType())
 	if rct == "" {
 		rct = "application/json"
 	}
-	return &protocols.Response{Body: body, ContentType: rct}, nil
+	// The response's buffer goes back to fasthttp's pool: the answer gets bytes of its own.
+	return &protocols.Response{Body: bytes.Clone(resp.Body()), ContentType: rct}, nil
 }
 
 // Ready asks the protocol's readiness endpoint.
 func (c *Client) Ready(ctx context.Context) error {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.readyURL, nil)
-	if err != nil {
-		return err
+	if c.badURL != nil {
+		return c.badURL
 	}
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return fmt.Errorf("model readiness GET %s: %w", c.readyURL, err)
+	readyURL := c.base + c.readyPath[len(c.prefix):]
+	hreq := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(hreq)
+	hreq.Header.SetMethod(http.MethodGet)
+	hreq.Header.SetRequestURI(c.readyPath)
+	hreq.Header.SetHost(c.host)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	err := c.transport.roundTrip(ctx, c.addr, c.deadline(ctx), hreq, resp, 64<<10)
+	if err != nil && !errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		return fmt.Errorf("model readiness: %w", c.failed(ctx, time.Time{}, http.MethodGet, c.readyPath, err))
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	status := resp.StatusCode()
 	switch {
-	case resp.StatusCode/100 == 2:
+	case status/100 == 2:
 		return nil
-	case resp.StatusCode == http.StatusNotFound && c.proto.ReadyOnNotFound:
+	case status == http.StatusNotFound && c.proto.ReadyOnNotFound:
 		return nil
 	}
 	// What the server says is often the whole diagnosis: "model iris-classifier not found" when the
 	// node is not named as the server names its model.
-	if detail := protocols.Detail(body); detail != "" {
-		return fmt.Errorf("model readiness GET %s: HTTP %d: %s", c.readyURL, resp.StatusCode, detail)
+	if err == nil {
+		if detail := protocols.Detail(resp.Body()); detail != "" {
+			return fmt.Errorf("model readiness GET %s: HTTP %d: %s", readyURL, status, detail)
+		}
 	}
-	return fmt.Errorf("model readiness GET %s: HTTP %d", c.readyURL, resp.StatusCode)
+	return fmt.Errorf("model readiness GET %s: HTTP %d", readyURL, status)
 }
 
 // Close drops the pooled connections.
@@ -278,12 +297,24 @@ func (c *Client) statusError(code int, body []byte) *protocols.CallError {
 	return e
 }
 
-func transportError(ctx context.Context, err error) *protocols.CallError {
-	msg := "model unreachable"
-	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
-		msg = "model call timed out"
+// failed is a call that got no answer: transient, whether the model was unreachable, the call timed out
+// or the caller's context ended (then the error wraps ctx's own).
+func (c *Client) failed(ctx context.Context, deadline time.Time, method, path string, err error) *protocols.CallError {
+	e := &protocols.CallError{Reason: protocols.ReasonRetriesExhausted, Transient: true, Msg: "model unreachable"}
+	var te interface{ Timeout() bool }
+	switch {
+	case ctx.Err() != nil || errors.Is(err, errCanceled):
+		e.Err = context.Cause(ctx)
+		if errors.Is(e.Err, context.DeadlineExceeded) {
+			e.Msg = "model call timed out"
+		}
+	case errors.As(err, &te) && te.Timeout(), !deadline.IsZero() && !time.Now().Before(deadline):
+		e.Msg = "model call timed out"
+		e.Err = fmt.Errorf("%s %s%s: %w", method, c.base, path[len(c.prefix):], context.DeadlineExceeded)
+	default:
+		e.Err = fmt.Errorf("%s %s%s: %w", method, c.base, path[len(c.prefix):], err)
 	}
-	return &protocols.CallError{Reason: protocols.ReasonRetriesExhausted, Transient: true, Msg: msg, Err: err}
+	return e
 }
 
 // IsJSON reports whether a Content-Type names JSON; an absent one is taken as JSON, the protocols' default.
@@ -296,46 +327,4 @@ func IsJSON(contentType string) bool {
 		return false
 	}
 	return mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "text/json"
-}
-
-// CheckObject accepts a JSON object.
-func CheckObject(body []byte) error {
-	_, err := topLevel(body)
-	return err
-}
-
-// CheckObjectWithAny accepts a JSON object holding at least one of the keys.
-func CheckObjectWithAny(keys ...string) func([]byte) error {
-	return func(body []byte) error {
-		fields, err := topLevel(body)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if _, ok := fields[k]; ok {
-				return nil
-			}
-		}
-		return fmt.Errorf("the object has none of the fields %q", keys)
-	}
-}
-
-// topLevel decodes one level of a JSON object; json.Unmarshal validates the whole document on the way.
-func topLevel(body []byte) (map[string]json.RawMessage, error) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return nil, errors.New("blank value")
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &fields); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return nil, fmt.Errorf("a JSON %s, not an object", ute.Value)
-		}
-		return nil, fmt.Errorf("invalid JSON: %v", err)
-	}
-	if fields == nil {
-		return nil, errors.New("JSON null, not an object")
-	}
-	return fields, nil
 }

@@ -24,8 +24,10 @@ type metrics struct {
 	assigned  prometheus.Gauge
 	commits   prometheus.Counter
 	commitErr prometheus.Counter
-	stalls    prometheus.Counter   // partitions found assigned, with records waiting, and not read (stall.go)
-	ready     *prometheus.GaugeVec // part: model | broker
+	// transactions counts exactly-once transactions by outcome: committed | aborted.
+	transactions *prometheus.CounterVec
+	stalls       prometheus.Counter   // partitions found assigned, with records waiting, and not read (stall.go)
+	ready        *prometheus.GaugeVec // part: model | broker
 
 	// Per graph node: its calls (by method and outcome), the records that failed there, its readiness.
 	nodeCalls  *prometheus.HistogramVec // node, method, outcome
@@ -69,6 +71,8 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Successful offset commits."}),
 		commitErr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "offset_commit_errors_total",
 			Help: "Failed offset commits (retried)."}),
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "transactions_total",
+			Help: "Exactly-once transactions (answers, error records and input offsets), by outcome."}, []string{"outcome"}),
 		stalls: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "partition_stalls_total",
 			Help: "Partitions found assigned, with records waiting, and not read while fetching was on; each was restarted."}),
 		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "ready",
@@ -92,7 +96,7 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Security material changed on disk that was not used: librdkafka or the broker refused it; the current stays."}),
 	}
 	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
-		m.commits, m.commitErr, m.stalls, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused, m.batchSize, m.batchAlone,
+		m.commits, m.commitErr, m.transactions, m.stalls, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused, m.batchSize, m.batchAlone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {
 		m.produced.WithLabelValues(k)

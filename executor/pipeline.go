@@ -59,6 +59,7 @@ type job struct {
 	kind     recordKind
 	out      *ckafka.Message // what is being produced for it
 	failures int             // failed deliveries of the error record
+	txn      uint64          // exactly-once: the transaction it was produced in
 }
 
 // pipeline is the data path: consume → check → call → produce → commit. Its lifecycle — the goroutines
@@ -75,8 +76,9 @@ type pipeline struct {
 	drainBudget time.Duration // how long a revoke waits for the records in flight on the partitions
 	offsets     *offsetTracker
 	lanes       *lanes
-	fatal       chan error // a fatal librdkafka error, for the poll loop to stop on
-	resend      *resender  // records the broker refused, handed from the delivery goroutine to the resender
+	fatal       chan error    // a fatal librdkafka error, for the poll loop to stop on
+	resend      *resender     // records the broker refused, handed from the delivery goroutine to the resender
+	txn         *transactions // exactly-once (txn.go); nil at least once
 
 	// The clients. Only the poll goroutine uses consumer; the lifecycle replaces it between poll loops.
 	// The workers and the resender produce under prodMu (read), which the lifecycle takes (write) to
@@ -110,7 +112,7 @@ type pipeline struct {
 	assignHook func(*ckafka.Consumer, []ckafka.TopicPartition) // tests only: after each assignment
 }
 
-func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, g graphWalker, gt *gate, m *metrics) *pipeline {
+func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.Producer, g graphWalker, gt *gate, m *metrics) *pipeline {
 	maxHeld := int64(2 * cfg.Workers)
 	if maxHeld < 2 {
 		maxHeld = 2
@@ -119,8 +121,8 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Pro
 	if drain > 10*time.Second {
 		drain = 10 * time.Second
 	}
-	return &pipeline{
-		cfg: cfg, log: log, consumer: c, producer: p, graph: g, m: m,
+	p := &pipeline{
+		cfg: cfg, log: log, consumer: c, producer: prod, graph: g, m: m,
 		offsets:     newOffsetTracker(),
 		lanes:       newLanes(),
 		gate:        gt,
@@ -134,6 +136,10 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Pro
 		drainBudget: drain,
 		stall:       newStallWatch(),
 	}
+	if cfg.ExactlyOnce {
+		p.txn = newTransactions(p)
+	}
+	return p
 }
 
 // ---- consume ----
@@ -215,6 +221,9 @@ func (p *pipeline) accept(msg *ckafka.Message) {
 	p.m.inFlight.Inc()
 	p.m.consumed.Inc()
 	p.stall.read(j.part, j.offset, time.Now())
+	if p.txn != nil {
+		p.txn.consumed(j) // its output is produced in its partition's order
+	}
 	p.lanes.submit(j)
 }
 
@@ -330,6 +339,9 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 		if !lost && !p.leaving {
 			p.awaitPartitions(nums, p.drainBudget)
 			p.commitDue(true, nums...)
+		}
+		if p.txn != nil {
+			p.txn.revoked(nums, lost)
 		}
 		p.offsets.revoke(nums)
 		for _, n := range nums {
@@ -491,23 +503,32 @@ func (p *pipeline) fail(j *job, err error, stage string) {
 	p.produce(j)
 }
 
-// produce sends j.out; a refusal goes to the resender, as a failed delivery does.
+// produce sends j.out; a refusal goes to the resender, as a failed delivery does. Exactly once, the
+// transaction takes it, to produce it in its partition's order.
 func (p *pipeline) produce(j *job) {
-	if err := p.send(j); err != nil {
+	if p.txn != nil {
+		p.txn.produce(j)
+		return
+	}
+	if err := p.send(j); err != nil && !errors.Is(err, errStopped) {
 		p.resend.add(j, err)
 	}
 }
 
+// errStopped is send's answer once the producer is closing.
+var errStopped = errors.New("the producer is closing")
+
 // send hands j.out to the producer. The producer's queue is large, so a full one only means waiting for
 // a delivery report to make room; any other refusal is returned. Once the producer is closing, nothing is
-// sent and nil returned: the record is not finished, so not committed, and is read again after restart.
+// sent and errStopped returned: the record is not finished, so not committed, and is read again after
+// restart.
 func (p *pipeline) send(j *job) error {
 	var room <-chan struct{}
 	for {
 		p.prodMu.RLock()
 		if p.prodClosed {
 			p.prodMu.RUnlock()
-			return nil
+			return errStopped
 		}
 		closing := p.closing
 		err := p.producer.Produce(j.out, nil)
@@ -540,9 +561,12 @@ func (p *pipeline) deliveries(events <-chan ckafka.Event) {
 			if !ok {
 				continue
 			}
-			if err := e.TopicPartition.Error; err != nil {
+			switch err := e.TopicPartition.Error; {
+			case p.txn != nil:
+				p.txn.delivered(j, err)
+			case err != nil:
 				p.resend.add(j, err)
-			} else {
+			default:
 				p.finish(j)
 			}
 			p.progress.notify()
@@ -608,6 +632,10 @@ func (p *pipeline) release() {
 // commitDue commits the finished offsets when the commit interval has passed, or now when forced; with
 // partitions named, only theirs.
 func (p *pipeline) commitDue(force bool, only ...int32) {
+	if p.txn != nil {
+		p.txn.commitDue(force, only) // with the outputs, in a transaction
+		return
+	}
 	for n, off := range p.offsets.committable(only...) {
 		p.toCommit[n] = off
 	}

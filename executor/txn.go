@@ -26,8 +26,8 @@ import (
 // with it is exactly where its outputs end. Records finish out of order (KAFKA_WORKERS at once, a slow
 // call among fast ones), so an output is produced only once the outputs of every record before it in
 // its partition are: until then it waits, held, in its partition's queue (partOrder). A commit stops
-// producing, waits for the delivery reports of what was produced, and sends the offsets then finished —
-// the end of each partition's run — with the transaction, then commits it.
+// producing, sends with the transaction the offset after each partition's last output, and commits it:
+// librdkafka delivers every output first, and fails the commit if one is refused.
 //
 // When it fails:
 //   - abortable (a record the broker refuses, a lost coordinator, offsets the group refuses because this
@@ -51,9 +51,8 @@ type transactions struct {
 	closing bool
 	gen     atomic.Uint64 // the open transaction's number; written under mu, read by the delivery goroutine
 
-	produced    atomic.Int64 // outputs produced into the open transaction
-	outstanding atomic.Int64 // outputs produced whose delivery report is not read yet
-	off         atomic.Bool  // no transaction is open, and none will be: not started, or a fatal error
+	produced atomic.Int64 // outputs produced into the open transaction
+	off      atomic.Bool  // no transaction is open, and none will be: not started, or a fatal error
 
 	// refMu guards what the delivery goroutine writes: why the open transaction must be aborted, and the
 	// records the broker refused. (It never takes mu: a Produce waiting under mu for room in the
@@ -81,15 +80,9 @@ type refusedOutput struct {
 	epoch             uint64 // the assignment the error record's refusal was last applied in
 }
 
-// How long a commit waits for the delivery reports of its outputs before it leaves the rest of the work
-// to the next turn of the poll loop (reportWait), or, forced (revoke, shutdown), gives up (forcedWait).
-const (
-	reportWait = time.Second
-	forcedWait = 10 * time.Second
-	// initWait bounds one InitTransactions call, so that a shutdown is seen between tries while the
-	// coordinator cannot be reached.
-	initWait = 10 * time.Second
-)
+// initWait bounds one InitTransactions call, so that a shutdown is seen between tries while the
+// coordinator cannot be reached.
+const initWait = 10 * time.Second
 
 func newTransactions(p *pipeline) *transactions {
 	t := &transactions{p: p, parts: map[int32]*partOrder{}, refused: map[recordRef]*refusedOutput{}}
@@ -126,7 +119,6 @@ func (t *transactions) start(ctx context.Context) error {
 	t.refMu.Lock()
 	clear(t.refused)
 	t.refMu.Unlock()
-	t.outstanding.Store(0)
 	t.off.Store(false)
 	p.log.Info("exactly-once: transactions ready", "transactional_id", p.cfg.TransactionalID)
 	t.begin()
@@ -183,9 +175,8 @@ func (t *transactions) sendDue(o *partOrder) {
 		err := t.p.send(j)
 		switch {
 		case err == nil:
-			o.inTxn = true
+			o.inTxn, o.done = true, j.offset+1
 			t.produced.Add(1)
-			t.outstanding.Add(1)
 		case errors.Is(err, errStopped):
 			// Shutting down: not produced, so neither finished nor committed.
 		default:
@@ -194,17 +185,14 @@ func (t *transactions) sendDue(o *partOrder) {
 	}
 }
 
-// delivered handles a delivery report (delivery goroutine).
+// delivered handles a delivery report (delivery goroutine). An output delivered into a transaction that
+// was then aborted finishes nothing: the abort gave its partition a new assignment epoch.
 func (t *transactions) delivered(j *job, err error) {
-	switch {
-	case err != nil:
+	if err != nil {
 		t.refuse(j, err)
-	case j.txn != t.gen.Load():
-		t.p.abandon(j) // delivered into a transaction since aborted
-	default:
-		t.p.finish(j)
+		return
 	}
-	t.outstanding.Add(-1)
+	t.p.finish(j)
 }
 
 // refuse handles an output that librdkafka or the broker would not take. The open transaction cannot
@@ -283,36 +271,27 @@ func (t *transactions) commitDue(force bool, leaving []int32) {
 			}
 		}
 	}
-	t.commit(force, leaving)
+	t.commit(leaving)
 }
 
-func (t *transactions) commit(force bool, leaving []int32) {
+func (t *transactions) commit(leaving []int32) {
 	p := t.p
+	started := time.Now()
 	t.mu.Lock()
-	t.closing = true
+	if !t.closing {
+		// Per partition the outputs produced are the run of records from the last commit: the offset after
+		// the last is where the transaction's outputs end.
+		t.closing = true
+		for n, o := range t.parts {
+			if o.inTxn {
+				p.toCommit[n] = o.done
+			}
+		}
+	}
 	for _, n := range leaving {
 		t.dropLocked(n)
 	}
 	t.mu.Unlock()
-	wait := reportWait
-	if force {
-		wait = forcedWait
-	}
-	started := time.Now()
-	if !t.awaitReports(wait) {
-		p.log.Debug("transaction: delivery reports still awaited", "outstanding", t.outstanding.Load())
-		return // the next turn goes on
-	}
-	reported := time.Now()
-	if t.doomed.Load() {
-		t.abort(t.doomReason(), nil)
-		return
-	}
-	// Every output produced is delivered, and per partition they are the run from the last commit: the
-	// finished offsets are where the outputs end.
-	for n, off := range p.offsets.committable() {
-		p.toCommit[n] = off
-	}
 	if !t.offsetsSent && len(p.toCommit) > 0 {
 		if !t.call("sending the input offsets to the transaction", t.sendOffsets) {
 			return
@@ -325,7 +304,7 @@ func (t *transactions) commit(force bool, leaving []int32) {
 	p.m.commits.Inc()
 	p.m.transactions.WithLabelValues("committed").Inc()
 	p.log.Debug("transaction committed", "records", t.produced.Load(), "offsets", p.toCommit,
-		"reports_waited", reported.Sub(started).String(), "commit_took", time.Since(reported).String())
+		"took", time.Since(started).String())
 	t.committed(p.toCommit)
 	clear(p.toCommit)
 	t.begin()
@@ -348,6 +327,7 @@ func (t *transactions) sendOffsets() error {
 
 // committed moves each partition's start to the offsets committed, and forgets the refusals before them.
 func (t *transactions) committed(offsets map[int32]int64) {
+	t.p.offsets.committable() // the tracker's finished runs are of no use exactly once: dropped
 	t.mu.Lock()
 	for n, off := range offsets {
 		if o := t.parts[n]; o != nil {
@@ -362,23 +342,6 @@ func (t *transactions) committed(offsets map[int32]int64) {
 		}
 	}
 	t.refMu.Unlock()
-}
-
-// awaitReports waits, for at most d, until every output produced has its delivery report read.
-func (t *transactions) awaitReports(d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		reported := t.p.progress.wait() // before the check: a report in between still wakes us
-		if t.outstanding.Load() <= 0 {
-			return true
-		}
-		select {
-		case <-reported:
-		case <-timer.C:
-			return false
-		}
-	}
 }
 
 // call makes a transaction call and says whether it succeeded. A failure it handles: tried again at the
@@ -601,13 +564,14 @@ type partOrder struct {
 	epoch uint64 // the assignment it belongs to (offsetTracker's)
 	base  int64  // the first record not in a committed transaction: where an abort reads again from
 	next  int64  // one past the last record read
+	done  int64  // one past the last record whose output is produced
 	inTxn bool   // an output of it is in the open transaction
 	order []int64
 	ready map[int64]*job
 }
 
 func newPartOrder(epoch uint64, first int64) *partOrder {
-	return &partOrder{epoch: epoch, base: first, next: first, ready: map[int64]*job{}}
+	return &partOrder{epoch: epoch, base: first, next: first, done: first, ready: map[int64]*job{}}
 }
 
 func (o *partOrder) consumed(offset int64) {

@@ -492,7 +492,7 @@ func (t *transactions) dropLocked(n int32) {
 func (t *transactions) stop(what string, err error) {
 	p := t.p
 	t.off.Store(true)
-	if fenced(err) {
+	if t.fenced(err) {
 		err = fmt.Errorf("exactly-once: another producer with transactional.id %s took over (fenced) while %s; "+
 			"this one stops, its open transaction is aborted and its records served by the owner of their partitions: %w",
 			p.cfg.TransactionalID, what, err)
@@ -524,10 +524,20 @@ func (t *transactions) doomReason() error {
 }
 
 // fenced says whether err means a newer producer with the same transactional.id took over.
-func fenced(err error) bool {
+func (t *transactions) fenced(err error) bool {
 	var ke ckafka.Error
 	if !errors.As(err, &ke) {
 		return false
+	}
+	if ke.Code() == ckafka.ErrFatal {
+		// A fatal error names itself only as such: librdkafka keeps the error that made it.
+		p := t.p
+		p.prodMu.RLock()
+		err = p.producer.GetFatalError()
+		p.prodMu.RUnlock()
+		if !errors.As(err, &ke) {
+			return false
+		}
 	}
 	switch ke.Code() {
 	case ckafka.ErrFenced, ckafka.ErrProducerFenced, ckafka.ErrInvalidProducerEpoch:

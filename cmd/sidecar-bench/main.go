@@ -1,6 +1,7 @@
 // Command sidecar-bench measures the sidecar end to end against a real broker and prints the figures:
 // throughput draining a backlog, latency at a steady request rate, peak memory and CPU per record. It
 // runs the executor binary as a child process, next to an in-process test model, on topics of its own.
+// With -exactly-once it measures both delivery modes in the same run, alternated over -rounds rounds.
 //
 //	make broker && make build && go run ./cmd/sidecar-bench
 package main
@@ -36,6 +37,30 @@ type options struct {
 	delay      time.Duration
 	rate       int
 	seconds    int
+	// exactlyOnce measures exactly-once (KAFKA_EXACTLY_ONCE=true) beside at-least-once, rounds times
+	// each, alternated; env are further variables for the executor.
+	exactlyOnce bool
+	rounds      int
+	env         envList
+}
+
+// envList is a repeated -env NAME=VALUE flag.
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, " ") }
+
+func (l *envList) Set(v string) error {
+	if name, _, ok := strings.Cut(v, "="); !ok || name == "" {
+		return fmt.Errorf("%q: want NAME=VALUE", v)
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+// mode is one configuration of the executor to measure.
+type mode struct {
+	name string
+	env  []string
 }
 
 func main() {
@@ -62,6 +87,9 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o options, code int) {
 	fs.DurationVar(&o.delay, "model-delay", 0, "time the model takes per call")
 	fs.IntVar(&o.rate, "rate", 500, "requests per second in the latency run")
 	fs.IntVar(&o.seconds, "seconds", 10, "length of the latency run")
+	fs.BoolVar(&o.exactlyOnce, "exactly-once", false, "measure exactly-once (KAFKA_EXACTLY_ONCE=true) beside at-least-once, in the same run")
+	fs.IntVar(&o.rounds, "rounds", 1, "with -exactly-once, how many times each mode is measured, alternated")
+	fs.Var(&o.env, "env", "NAME=VALUE for the executor's environment (repeatable), e.g. -env KAFKA_COMMIT_INTERVAL=200ms")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: sidecar-bench [flags]  (make broker && make build first)")
 		fs.PrintDefaults()
@@ -74,8 +102,8 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o options, code int) {
 		return o, 0
 	case err == nil && fs.NArg() > 0:
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case err == nil && (o.records < 2 || o.workers < 1 || o.partitions < 1 || o.rate < 1 || o.seconds < 1):
-		err = errors.New("-records must be at least 2, and -workers, -partitions, -rate and -seconds at least 1")
+	case err == nil && (o.records < 2 || o.workers < 1 || o.partitions < 1 || o.rate < 1 || o.seconds < 1 || o.rounds < 1):
+		err = errors.New("-records must be at least 2, and -workers, -partitions, -rate, -seconds and -rounds at least 1")
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sidecar-bench: %v (sidecar-bench --help lists the flags)\n", err)
@@ -103,6 +131,28 @@ func run(o options) error {
 	go func() { _ = model.Serve(ln) }()
 	defer model.Close()
 
+	modes := []mode{{name: "at-least-once"}}
+	if o.exactlyOnce {
+		modes = append(modes, mode{name: "exactly-once", env: []string{"KAFKA_EXACTLY_ONCE=true"}})
+	} else {
+		o.rounds = 1
+	}
+	for round := range o.rounds {
+		for _, m := range modes {
+			if o.exactlyOnce {
+				fmt.Printf("\n== %s, round %d of %d\n", m.name, round+1, o.rounds)
+			}
+			if err := measure(o, ln.Addr().(*net.TCPAddr).Port, m); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// measure runs the executor in mode m on topics of its own: the backlog's throughput and CPU, then the
+// latency at a steady rate and the memory.
+func measure(o options, modelPort int, m mode) error {
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	in, out := "bench-in-"+suffix, "bench-out-"+suffix
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": o.bootstrap})
@@ -160,7 +210,8 @@ func run(o options) error {
 		"--protocol=seldon", "--http_port=0", "--grpc_port=0", "--log_level=WARN")
 	cmd.Env = append(os.Environ(), "KAFKA_BROKER="+o.bootstrap, "KAFKA_INPUT_TOPIC="+in, "KAFKA_OUTPUT_TOPIC="+out,
 		"KAFKA_GROUP_ID="+group, "KAFKA_WORKERS="+strconv.Itoa(o.workers),
-		"ENGINE_PREDICTOR="+predictor(ln.Addr().(*net.TCPAddr).Port))
+		"ENGINE_PREDICTOR="+predictor(modelPort))
+	cmd.Env = append(append(cmd.Env, m.env...), o.env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err

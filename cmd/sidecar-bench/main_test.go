@@ -31,6 +31,8 @@ func TestBadCommandLineExits2WithOneLineNamingIt(t *testing.T) {
 		{"bad value", []string{"--model-delay=slow"}, "-model-delay"},
 		{"positional argument", []string{"bin/executor"}, `"bin/executor"`},
 		{"zero rate", []string{"--rate=0"}, "-rate"},
+		{"zero rounds", []string{"-exactly-once", "-rounds=0"}, "-rounds"},
+		{"env without a value", []string{"-env", "KAFKA_COMMIT_INTERVAL"}, "NAME=VALUE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,6 +51,10 @@ func TestBadCommandLineExits2WithOneLineNamingIt(t *testing.T) {
 func TestFlagsAreRead(t *testing.T) {
 	o, code := parseArgs([]string{"-records=100", "-model-delay=5ms", "-bootstrap", "h:1"}, nil, nil)
 	if code != -1 || o.records != 100 || o.delay != 5*time.Millisecond || o.bootstrap != "h:1" || o.binary != "bin/executor" {
+		t.Errorf("parseArgs = %+v, %d", o, code)
+	}
+	o, code = parseArgs([]string{"-exactly-once", "-rounds=3", "-env", "A=1", "-env", "B=x=y"}, nil, nil)
+	if code != -1 || !o.exactlyOnce || o.rounds != 3 || len(o.env) != 2 || o.env[1] != "B=x=y" {
 		t.Errorf("parseArgs = %+v, %d", o, code)
 	}
 }

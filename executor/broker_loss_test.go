@@ -56,13 +56,24 @@ func ownBroker(t *testing.T) (bootstrap string, pid int) {
 	return bootstrap, pid
 }
 
+// Exactly once, the transaction open when the broker froze commits or aborts when it is back, and each
+// record is answered once.
 func TestBrokerLossFailsReadinessAndTheSidecarRecovers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker of its own")
 	}
 	bs, pid := ownBroker(t)
+	for _, mode := range []string{"at least once", "exactly once"} {
+		t.Run(mode, func(t *testing.T) { brokerLoss(t, bs, pid, mode == "exactly once") })
+	}
+}
+
+func brokerLoss(t *testing.T, bs string, pid int, exactlyOnce bool) {
 	h := newHarnessOn(t, bs, "seldon", 2)
 	h.model.SetDelay(20 * time.Millisecond)
+	if exactlyOnce {
+		h.exactlyOnce("a")
+	}
 	s := h.start()
 	ready := "http://" + s.health + "/ready"
 	waitFor(t, "ready", 60*time.Second, func() bool { return getStatus(t, ready) == http.StatusOK })
@@ -71,7 +82,7 @@ func TestBrokerLossFailsReadinessAndTheSidecarRecovers(t *testing.T) {
 	testkit.Produce(t, bs, h.in, records("seldon", n))
 	waitFor(t, "some answers", 30*time.Second, func() bool {
 		var got int64
-		for _, o := range testkit.EndOffsets(t, bs, h.out) {
+		for _, o := range testkit.CommittedOffsets(t, bs, h.group, h.in) {
 			got += o
 		}
 		return got > 0
@@ -112,5 +123,8 @@ func TestBrokerLossFailsReadinessAndTheSidecarRecovers(t *testing.T) {
 	}
 	if len(keys) != n {
 		t.Fatalf("%d of %d records answered after the broker came back", len(keys), n)
+	}
+	if exactlyOnce && len(answers) != n {
+		t.Errorf("%d answers read_committed for %d records: some twice", len(answers), n)
 	}
 }

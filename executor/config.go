@@ -91,6 +91,12 @@ type Env struct {
 	RegistryStrategy       string        `envconfig:"SCHEMA_REGISTRY_SUBJECT_NAME_STRATEGY" default:"TopicNameStrategy"`
 	RegistryCacheCapacity  int           `envconfig:"SCHEMA_REGISTRY_CACHE_CAPACITY" default:"1000"`
 	RegistryTimeout        time.Duration `envconfig:"SCHEMA_REGISTRY_REQUEST_TIMEOUT" default:"10s"`
+	// Exactly-once (see txn.go): answers, error records and input offsets committed in Kafka transactions.
+	// TransactionalID defaults to <group>-<HOSTNAME>; TransactionRecords commits a transaction early.
+	ExactlyOnce        switchValue `envconfig:"KAFKA_EXACTLY_ONCE" default:"false"`
+	TransactionalID    string      `envconfig:"KAFKA_TRANSACTIONAL_ID"`
+	TransactionRecords int         `envconfig:"KAFKA_TRANSACTION_RECORDS" default:"0"`
+	Hostname           string      `envconfig:"HOSTNAME"`
 
 	// Security: KAFKA_SECURITY_PROTOCOL, the KAFKA_SSL_* and KAFKA_SASL_* variables (see package tls).
 	tls.Env
@@ -126,6 +132,12 @@ type Config struct {
 	Workers int
 	// CommitInterval is how often finished offsets are committed.
 	CommitInterval time.Duration
+	// ExactlyOnce produces answers and error records, and commits the input offsets, in transactions of
+	// the producer TransactionalID, committed every CommitInterval or, when not 0, every
+	// TransactionRecords records; the consumer reads only committed records.
+	ExactlyOnce        bool
+	TransactionalID    string
+	TransactionRecords int
 
 	Deployment string
 	Namespace  string
@@ -274,7 +286,7 @@ func envError(err error) error {
 	var pe *envconfig.ParseError
 	if errors.As(err, &pe) {
 		what := "not valid for " + pe.TypeName
-		switch pe.TypeName {
+		switch strings.TrimPrefix(pe.TypeName, "executor.") { // envconfig names a type of this package with it
 		case "int":
 			what = "not a whole number"
 		case "bool":
@@ -421,6 +433,9 @@ func build(f Flags, ignored []string, env Env) (Config, error) {
 	c.ClientID = "seldon-kafka-executor"
 	if c.Deployment != "" {
 		c.ClientID = c.Deployment + "-" + c.Predictor.Name + "-executor"
+	}
+	if err := c.checkExactlyOnce(env); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -753,6 +768,61 @@ func (c *Config) loadRegistry(env Env) error {
 	return nil
 }
 
+// defaultTransactionTimeout is librdkafka's transaction.timeout.ms: the broker aborts a transaction open
+// longer than that.
+const defaultTransactionTimeout = 60 * time.Second
+
+// checkExactlyOnce reads the exactly-once settings and refuses what would break the guarantee: an
+// override that reads uncommitted records, or transactions committed less often than the broker lets
+// them live. (Idempotence and the transactional id cannot be overridden at all: kafka.Pinned.)
+func (c *Config) checkExactlyOnce(env Env) error {
+	id := strings.TrimSpace(env.TransactionalID)
+	if !env.ExactlyOnce {
+		if id != "" {
+			return bad("KAFKA_TRANSACTIONAL_ID", "set, but KAFKA_EXACTLY_ONCE is not true: only exactly-once uses transactions")
+		}
+		return nil
+	}
+	c.ExactlyOnce = true
+	if env.TransactionRecords < 0 {
+		return bad("KAFKA_TRANSACTION_RECORDS", "%d: want 0 (commit every KAFKA_COMMIT_INTERVAL only) or more", env.TransactionRecords)
+	}
+	c.TransactionRecords = env.TransactionRecords
+	if id == "" {
+		// One id per live replica is all exactly-once v2 (KIP-447) needs: the group's generation, sent with
+		// the offsets, fences a replica whose partitions moved on. A pod's name is unique among live pods
+		// and survives a container restart, whose first transaction call then aborts what the crashed one
+		// left open.
+		host := strings.TrimSpace(env.Hostname)
+		if host == "" {
+			host, _ = os.Hostname()
+		}
+		if host == "" {
+			return bad("KAFKA_TRANSACTIONAL_ID", "not set, and no HOSTNAME to make one from (<group>-<HOSTNAME>)")
+		}
+		id = c.GroupID + "-" + host
+	}
+	c.TransactionalID = id
+	timeout := defaultTransactionTimeout
+	for _, o := range c.Overrides {
+		switch {
+		case o.Key == "isolation.level" && o.Client != kafka.ProducerOnly && o.Value != "read_committed":
+			return bad(o.From, "sets isolation.level=%s: exactly-once reads only committed records (read_committed)", o.Value)
+		case o.Key == "transaction.timeout.ms" && o.Client != kafka.ConsumerOnly:
+			ms, err := strconv.Atoi(o.Value)
+			if err != nil || ms <= 0 {
+				return bad(o.From, "transaction.timeout.ms %q: want a positive number of milliseconds", o.Value)
+			}
+			timeout = time.Duration(ms) * time.Millisecond
+		}
+	}
+	if c.CommitInterval >= timeout {
+		return bad("KAFKA_COMMIT_INTERVAL", "%v: with exactly-once a transaction is committed every interval, and the broker aborts one open longer than transaction.timeout.ms (%v)",
+			c.CommitInterval, timeout)
+	}
+	return nil
+}
+
 // loadSecurity reads and checks the TLS and SASL material and the librdkafka overrides.
 func (c *Config) loadSecurity(env Env) error {
 	sec, err := tls.Parse(env.Env)
@@ -779,6 +849,8 @@ func (c *Config) loadSecurity(env Env) error {
 		switch {
 		case o.Key == "" || strings.ContainsAny(o.Key, " \t"):
 			return bad(o.From, "names no librdkafka property")
+		case o.Key == "transactional.id":
+			return bad(o.From, "sets transactional.id: use KAFKA_EXACTLY_ONCE=true (and KAFKA_TRANSACTIONAL_ID), which makes the transactions it needs")
 		case kafka.Pinned[o.Key]:
 			return bad(o.From, "sets %s, which the sidecar pins: its delivery guarantees (commit only what is answered, idempotent writes) depend on it", o.Key)
 		case tls.ManagedProperties[o.Key]:

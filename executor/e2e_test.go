@@ -90,6 +90,13 @@ func (h *harness) withErrorTopic() {
 	h.env["KAFKA_ERROR_TOPIC"] = h.errs
 }
 
+// exactlyOnce turns exactly-once on for the sidecars started next, with a transactional id of their own
+// (replicas on one machine would otherwise share <group>-<hostname>).
+func (h *harness) exactlyOnce(id string) {
+	h.env["KAFKA_EXACTLY_ONCE"] = "true"
+	h.env["KAFKA_TRANSACTIONAL_ID"] = h.group + "-" + id
+}
+
 // predictorB64 is the ENGINE_PREDICTOR value the operator would write for a one-node graph.
 func (h *harness) predictorB64() string {
 	spec := map[string]any{

@@ -217,6 +217,10 @@ func (l *errorLog) reset() {
 // marks the broker not ready until watchBroker sees it again; every one is logged through errorLog.
 func (p *pipeline) kafkaError(client string, e ckafka.Error) {
 	if e.IsFatal() {
+		if p.txn != nil && client == "producer" {
+			p.txn.stop("producing", e) // says so when it is a fencing
+			return
+		}
 		select {
 		case p.fatal <- fmt.Errorf("kafka %s: fatal: %w", client, e):
 		default:

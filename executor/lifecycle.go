@@ -52,7 +52,7 @@ func (p *pipeline) run(ctx context.Context, swaps <-chan clients) error {
 	resender.Go(func() { p.resendLoop(stopResend) })
 
 	cr := p.startClients()
-	runErr := p.subscribe()
+	runErr := p.join(ctx)
 	for runErr == nil {
 		next, err := p.pollUntil(ctx, swaps)
 		if err != nil {
@@ -65,7 +65,7 @@ func (p *pipeline) run(ctx context.Context, swaps <-chan clients) error {
 		if cr = p.swap(ctx, cr, *next); ctx.Err() != nil {
 			break
 		}
-		runErr = p.subscribe()
+		runErr = p.join(ctx)
 	}
 
 	if runErr != nil {
@@ -86,6 +86,17 @@ func (p *pipeline) run(ctx context.Context, swaps <-chan clients) error {
 	close(stopResend)
 	resender.Wait()
 	return runErr
+}
+
+// join starts serving on the current clients: exactly once, the producer's transactions first (which
+// fences an earlier producer of this replica and aborts what it left open); then the subscription.
+func (p *pipeline) join(ctx context.Context) error {
+	if p.txn != nil {
+		if err := p.txn.start(ctx); err != nil {
+			return err
+		}
+	}
+	return p.subscribe()
 }
 
 func (p *pipeline) subscribe() error {

@@ -13,21 +13,22 @@ import (
 // metrics are the sidecar's Prometheus series, on a registry of its own so that tests and several
 // pipelines in one process do not collide.
 type metrics struct {
-	reg       *prometheus.Registry
-	consumed  prometheus.Counter
-	produced  *prometheus.CounterVec // kind: answer | error
-	errors    *prometheus.CounterVec // reason
-	retries   prometheus.Counter
-	latency   *prometheus.HistogramVec // outcome: ok | error
-	inFlight  prometheus.Gauge
-	paused    prometheus.Gauge
-	assigned  prometheus.Gauge
-	commits   prometheus.Counter
-	commitErr prometheus.Counter
-	stalls    prometheus.Counter   // partitions found assigned, with records waiting, and not read (stall.go)
-	lag       *prometheus.GaugeVec // partition: records waiting after the last one read (stall.go)
-	e2e       prometheus.Histogram // record timestamp → its answer or error record delivered
-	ready     *prometheus.GaugeVec // part: model | broker
+	reg          *prometheus.Registry
+	consumed     prometheus.Counter
+	produced     *prometheus.CounterVec // kind: answer | error
+	errors       *prometheus.CounterVec // reason
+	retries      prometheus.Counter
+	latency      *prometheus.HistogramVec // outcome: ok | error
+	inFlight     prometheus.Gauge
+	paused       prometheus.Gauge
+	assigned     prometheus.Gauge
+	commits      prometheus.Counter
+	commitErr    prometheus.Counter
+	transactions *prometheus.CounterVec // exactly-once transactions by outcome: committed | aborted
+	stalls       prometheus.Counter     // partitions found assigned, with records waiting, and not read (stall.go)
+	lag          *prometheus.GaugeVec   // partition: records waiting after the last one read (stall.go)
+	e2e          prometheus.Histogram   // record timestamp → its answer or error record delivered
+	ready        *prometheus.GaugeVec   // part: model | broker
 
 	// Per graph node: its calls (by method and outcome), the records that failed there, its readiness.
 	nodeCalls  *prometheus.HistogramVec // node, method, outcome
@@ -71,6 +72,8 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Successful offset commits."}),
 		commitErr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "offset_commit_errors_total",
 			Help: "Failed offset commits (retried)."}),
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "transactions_total",
+			Help: "Exactly-once transactions (answers, error records and input offsets), by outcome."}, []string{"outcome"}),
 		stalls: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "partition_stalls_total",
 			Help: "Partitions found assigned, with records waiting, and not read while fetching was on; each was restarted."}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_lag",
@@ -100,7 +103,7 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Security material changed on disk that was not used: librdkafka or the broker refused it; the current stays."}),
 	}
 	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
-		m.commits, m.commitErr, m.stalls, m.lag, m.e2e, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused, m.batchSize, m.batchAlone,
+		m.commits, m.commitErr, m.transactions, m.stalls, m.lag, m.e2e, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused, m.batchSize, m.batchAlone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {
 		m.produced.WithLabelValues(k)

@@ -61,6 +61,7 @@ type job struct {
 	out      *ckafka.Message // what is being produced for it
 	failures int             // failed deliveries of the error record
 	edge     recordEdge      // its CloudEvent mode and trace spans (edges.go)
+	txn      uint64          // exactly-once: the transaction it was produced in
 }
 
 // pipeline is the data path: consume → check → call → produce → commit. Its lifecycle — the goroutines
@@ -77,9 +78,10 @@ type pipeline struct {
 	drainBudget time.Duration // how long a revoke waits for the records in flight on the partitions
 	offsets     *offsetTracker
 	lanes       *lanes
-	fatal       chan error // a fatal librdkafka error, for the poll loop to stop on
-	resend      *resender  // records the broker refused, handed from the delivery goroutine to the resender
-	edges       *edges     // CloudEvents and trace context on what comes in and goes out (edges.go)
+	fatal       chan error    // a fatal librdkafka error, for the poll loop to stop on
+	resend      *resender     // records the broker refused, handed from the delivery goroutine to the resender
+	txn         *transactions // exactly-once (txn.go); nil at least once
+	edges       *edges        // CloudEvents and trace context on what comes in and goes out (edges.go)
 
 	// schemas is the Schema Registry wire format at the edges of serve (schemas.go); nil when off.
 	schemas *registry.Codec
@@ -116,7 +118,7 @@ type pipeline struct {
 	assignHook func(*ckafka.Consumer, []ckafka.TopicPartition) // tests only: after each assignment
 }
 
-func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Producer, g graphWalker, gt *gate, m *metrics) *pipeline {
+func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.Producer, g graphWalker, gt *gate, m *metrics) *pipeline {
 	maxHeld := int64(2 * cfg.Workers)
 	if maxHeld < 2 {
 		maxHeld = 2
@@ -125,8 +127,8 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Pro
 	if drain > 10*time.Second {
 		drain = 10 * time.Second
 	}
-	return &pipeline{
-		cfg: cfg, log: log, consumer: c, producer: p, graph: g, m: m,
+	p := &pipeline{
+		cfg: cfg, log: log, consumer: c, producer: prod, graph: g, m: m,
 		offsets:     newOffsetTracker(),
 		lanes:       newLanes(),
 		gate:        gt,
@@ -140,6 +142,10 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, p *ckafka.Pro
 		drainBudget: drain,
 		stall:       newStallWatch(),
 	}
+	if cfg.ExactlyOnce {
+		p.txn = newTransactions(p)
+	}
+	return p
 }
 
 // ---- consume ----
@@ -221,6 +227,9 @@ func (p *pipeline) accept(msg *ckafka.Message) {
 	p.m.inFlight.Inc()
 	p.m.consumed.Inc()
 	p.stall.read(j.part, j.offset, time.Now())
+	if p.txn != nil {
+		p.txn.consumed(j) // its output is produced in its partition's order
+	}
 	p.lanes.submit(j)
 }
 
@@ -336,6 +345,9 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 		if !lost && !p.leaving {
 			p.awaitPartitions(nums, p.drainBudget)
 			p.commitDue(true, nums...)
+		}
+		if p.txn != nil {
+			p.txn.revoked(nums, lost)
 		}
 		p.offsets.revoke(nums)
 		for _, n := range nums {
@@ -516,23 +528,32 @@ func (p *pipeline) fail(j *job, err error, stage string) {
 	p.produce(j)
 }
 
-// produce sends j.out; a refusal goes to the resender, as a failed delivery does.
+// produce sends j.out; a refusal goes to the resender, as a failed delivery does. Exactly once, the
+// transaction takes it, to produce it in its partition's order.
 func (p *pipeline) produce(j *job) {
-	if err := p.send(j); err != nil {
+	if p.txn != nil {
+		p.txn.produce(j)
+		return
+	}
+	if err := p.send(j); err != nil && !errors.Is(err, errStopped) {
 		p.resend.add(j, err)
 	}
 }
 
+// errStopped is send's answer once the producer is closing.
+var errStopped = errors.New("the producer is closing")
+
 // send hands j.out to the producer. The producer's queue is large, so a full one only means waiting for
 // a delivery report to make room; any other refusal is returned. Once the producer is closing, nothing is
-// sent and nil returned: the record is not finished, so not committed, and is read again after restart.
+// sent and errStopped returned: the record is not finished, so not committed, and is read again after
+// restart.
 func (p *pipeline) send(j *job) error {
 	var room <-chan struct{}
 	for {
 		p.prodMu.RLock()
 		if p.prodClosed {
 			p.prodMu.RUnlock()
-			return nil
+			return errStopped
 		}
 		closing := p.closing
 		err := p.producer.Produce(j.out, nil)
@@ -565,9 +586,12 @@ func (p *pipeline) deliveries(events <-chan ckafka.Event) {
 			if !ok {
 				continue
 			}
-			if err := e.TopicPartition.Error; err != nil {
+			switch err := e.TopicPartition.Error; {
+			case p.txn != nil:
+				p.txn.delivered(j, err)
+			case err != nil:
 				p.resend.add(j, err)
-			} else {
+			default:
 				p.finish(j)
 			}
 			p.progress.notify()
@@ -641,6 +665,10 @@ func (p *pipeline) release() {
 // commitDue commits the finished offsets when the commit interval has passed, or now when forced; with
 // partitions named, only theirs.
 func (p *pipeline) commitDue(force bool, only ...int32) {
+	if p.txn != nil {
+		p.txn.commitDue(force, only) // with the outputs, in a transaction
+		return
+	}
 	for n, off := range p.offsets.committable(only...) {
 		p.toCommit[n] = off
 	}

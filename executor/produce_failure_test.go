@@ -11,56 +11,73 @@ import (
 
 // An answer the broker refuses (here: larger than the output topic takes) is not lost: it becomes an
 // error record, and the offset is committed only once that is delivered. An error record the broker
-// refuses for its size is sent again without the original value, saying so.
+// refuses for its size is sent again without the original value, saying so. Exactly once, each refusal
+// aborts the transaction it was in; the records are served again, the refusal handled as at least once
+// handles it, and a read_committed reader sees each outcome once.
 func TestRecordsTheBrokerRefusesBecomeErrorRecords(t *testing.T) {
-	h := newHarness(t, "seldon", 1)
-	// The output topic takes nothing over 300 bytes; the error topic nothing over 2000.
-	h.out = testkit.TopicWithConfig(t, h.bootstrap, 1, map[string]string{"max.message.bytes": "300"})
-	h.errs = testkit.TopicWithConfig(t, h.bootstrap, 1, map[string]string{"max.message.bytes": "2000"})
-	h.env["KAFKA_OUTPUT_TOPIC"] = h.out
-	h.env["KAFKA_ERROR_TOPIC"] = h.errs
-	// The broker judges a whole batch: batches must stay under the topics' limit, or a small answer
-	// batched with a big one is refused with it.
-	h.env["KAFKA_PRODUCER_BATCH_SIZE"] = "250"
-	// The broker judges compressed batches: without compression the sizes here are the sizes it judges.
-	h.env["KAFKA_PRODUCER_COMPRESSION"] = "none"
-	h.start()
+	for _, mode := range []string{"at least once", "exactly once"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t, "seldon", 1)
+			// The output topic takes nothing over 300 bytes; the error topic nothing over 2000.
+			h.out = testkit.TopicWithConfig(t, h.bootstrap, 1, map[string]string{"max.message.bytes": "300"})
+			h.errs = testkit.TopicWithConfig(t, h.bootstrap, 1, map[string]string{"max.message.bytes": "2000"})
+			h.env["KAFKA_OUTPUT_TOPIC"] = h.out
+			h.env["KAFKA_ERROR_TOPIC"] = h.errs
+			// The broker judges a whole batch: batches must stay under the topics' limit, or a small answer
+			// batched with a big one is refused with it.
+			h.env["KAFKA_PRODUCER_BATCH_SIZE"] = "250"
+			// The broker judges compressed batches: without compression the sizes here are the sizes it judges.
+			h.env["KAFKA_PRODUCER_COMPRESSION"] = "none"
+			if mode == "exactly once" {
+				h.exactlyOnce("a")
+			}
+			s := h.start()
 
-	rows := make([]string, 40)
-	for i := range rows {
-		rows[i] = fmt.Sprintf("[%d,%d]", i, i+1)
-	}
-	bigAnswer := `{"data":{"ndarray":[` + strings.Join(rows, ",") + `]}}` // 40 rows: the answer is well over 300 bytes
-	hugePoison := strings.Repeat("x", 5000)                               // not JSON, and too big for the error topic
-	testkit.Produce(t, h.bootstrap, h.in, []testkit.Record{
-		{Key: []byte("small"), Value: []byte(`{"data":{"ndarray":[[1,2]]}}`)},
-		{Key: []byte("big-answer"), Value: []byte(bigAnswer)},
-		{Key: []byte("huge-poison"), Value: []byte(hugePoison)},
-	})
+			rows := make([]string, 40)
+			for i := range rows {
+				rows[i] = fmt.Sprintf("[%d,%d]", i, i+1)
+			}
+			bigAnswer := `{"data":{"ndarray":[` + strings.Join(rows, ",") + `]}}` // 40 rows: the answer is well over 300 bytes
+			hugePoison := strings.Repeat("x", 5000)                               // not JSON, and too big for the error topic
+			testkit.Produce(t, h.bootstrap, h.in, []testkit.Record{
+				{Key: []byte("small"), Value: []byte(`{"data":{"ndarray":[[1,2]]}}`)},
+				{Key: []byte("big-answer"), Value: []byte(bigAnswer)},
+				{Key: []byte("huge-poison"), Value: []byte(hugePoison)},
+			})
+			h.waitAllCommitted(60 * time.Second)
 
-	answers := testkit.Consume(t, h.bootstrap, h.out, 1, 60*time.Second)
-	if string(answers[0].Key) != "small" {
-		t.Fatalf("answer for %s, want only the small one", answers[0].Key)
+			answers := testkit.ConsumeAll(t, h.bootstrap, h.out, time.Second)
+			if len(answers) != 1 || string(answers[0].Key) != "small" {
+				t.Fatalf("%d answers (first %q), want only the small one's", len(answers), answers[0].Key)
+			}
+			errs := testkit.ConsumeAll(t, h.bootstrap, h.errs, time.Second)
+			byKey := map[string]testkit.Record{}
+			for _, e := range errs {
+				byKey[string(e.Key)] = e
+			}
+			if len(errs) != 2 || len(byKey) != 2 {
+				t.Fatalf("%d error records for %d keys, want one for each of big-answer and huge-poison", len(errs), len(byKey))
+			}
+			big := byKey["big-answer"]
+			if got := big.Headers["Seldon-Error-Reason"]; got != "produce_failed" {
+				t.Errorf("big answer: reason %q, want produce_failed (%s)", got, big.Headers["Seldon-Error-Message"])
+			}
+			if big.Headers["Seldon-Error-Stage"] != "produce" || string(big.Value) != bigAnswer {
+				t.Errorf("big answer: stage %q, value kept %v", big.Headers["Seldon-Error-Stage"], string(big.Value) == bigAnswer)
+			}
+			huge := byKey["huge-poison"]
+			if got := huge.Headers["Seldon-Error-Reason"]; got != "invalid_request" {
+				t.Errorf("huge poison: reason %q, want invalid_request", got)
+			}
+			if len(huge.Value) != 0 || huge.Headers["Seldon-Error-Value-Omitted"] == "" {
+				t.Errorf("huge poison: value of %d bytes, omitted header %q; want the value left out and said so",
+					len(huge.Value), huge.Headers["Seldon-Error-Value-Omitted"])
+			}
+			if mode == "exactly once" {
+				if aborted := metric(t, s, `seldon_kafka_transactions_total{outcome="aborted"}`); aborted < 1 {
+					t.Errorf("%v transactions aborted: the refusals were not in a transaction", aborted)
+				}
+			}
+		})
 	}
-	errs := testkit.Consume(t, h.bootstrap, h.errs, 2, 60*time.Second)
-	byKey := map[string]testkit.Record{}
-	for _, e := range errs {
-		byKey[string(e.Key)] = e
-	}
-	big := byKey["big-answer"]
-	if got := big.Headers["Seldon-Error-Reason"]; got != "produce_failed" {
-		t.Errorf("big answer: reason %q, want produce_failed (%s)", got, big.Headers["Seldon-Error-Message"])
-	}
-	if big.Headers["Seldon-Error-Stage"] != "produce" || string(big.Value) != bigAnswer {
-		t.Errorf("big answer: stage %q, value kept %v", big.Headers["Seldon-Error-Stage"], string(big.Value) == bigAnswer)
-	}
-	huge := byKey["huge-poison"]
-	if got := huge.Headers["Seldon-Error-Reason"]; got != "invalid_request" {
-		t.Errorf("huge poison: reason %q, want invalid_request", got)
-	}
-	if len(huge.Value) != 0 || huge.Headers["Seldon-Error-Value-Omitted"] == "" {
-		t.Errorf("huge poison: value of %d bytes, omitted header %q; want the value left out and said so",
-			len(huge.Value), huge.Headers["Seldon-Error-Value-Omitted"])
-	}
-	h.waitAllCommitted(30 * time.Second)
 }

@@ -15,12 +15,25 @@ import (
 // Scaling in and out (KEDA adding or removing a replica) moves partitions between sidecars of one group.
 // A sidecar that leaves hands its partitions over cleanly: what it answered is committed, what it had in
 // flight is finished first, so the one that takes over answers each remaining record once.
+// Exactly once, the same hand-over goes through transactions: the revoke commits the open one.
 func TestReplicasShareTheGroupAndOneLeavingAnswersEachRecordOnce(t *testing.T) {
+	for _, mode := range []string{"at least once", "exactly once"} {
+		t.Run(mode, func(t *testing.T) { replicasHandOver(t, mode == "exactly once") })
+	}
+}
+
+func replicasHandOver(t *testing.T, exactlyOnce bool) {
 	const n = 3000
 	h := newHarness(t, "seldon", 4)
 	h.env["KAFKA_WORKERS"] = "8"
 	h.model.SetDelay(2 * time.Millisecond)
+	if exactlyOnce {
+		h.exactlyOnce("a")
+	}
 	a := h.start()
+	if exactlyOnce {
+		h.exactlyOnce("b")
+	}
 	b := h.start()
 	waitFor(t, "both replicas to be given partitions", 60*time.Second, func() bool {
 		return metric(t, a, "seldon_kafka_partitions_assigned") > 0 && metric(t, b, "seldon_kafka_partitions_assigned") > 0
@@ -29,7 +42,7 @@ func TestReplicasShareTheGroupAndOneLeavingAnswersEachRecordOnce(t *testing.T) {
 
 	waitFor(t, "both replicas to work", 60*time.Second, func() bool {
 		var got int64
-		for _, o := range testkit.EndOffsets(t, h.bootstrap, h.out) {
+		for _, o := range testkit.CommittedOffsets(t, h.bootstrap, h.group, h.in) {
 			got += o
 		}
 		return got >= n/4

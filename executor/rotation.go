@@ -183,6 +183,7 @@ func newClients(cfg Config, m *tls.Material) (*ckafka.Consumer, *ckafka.Producer
 		ClientID:        cfg.ClientID,
 		GroupID:         cfg.GroupID,
 		AutoOffsetReset: cfg.AutoOffsetReset,
+		TransactionalID: cfg.TransactionalID,
 	}
 	if m != nil {
 		settings.Security = m.Properties()

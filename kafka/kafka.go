@@ -18,6 +18,9 @@ type Settings struct {
 	GroupID  string
 	// AutoOffsetReset is where a group with no committed offset starts: earliest or latest.
 	AutoOffsetReset string
+	// TransactionalID, when set, is exactly-once: the producer is transactional with this id and the
+	// consumer reads only committed records (isolation.level=read_committed).
+	TransactionalID string
 	// Security are the security.protocol, ssl.* and sasl.* properties (tls.Material.Properties), the
 	// same for every client. They hold secrets: they go to librdkafka and are never logged.
 	Security map[string]string
@@ -42,8 +45,8 @@ var Pinned = map[string]bool{
 	"go.events.channel.enable": true,
 	"go.logs.channel.enable":   true,
 	"go.delivery.reports":      true,
-	// A transactional producer needs the transaction calls the sidecar does not make: every answer would
-	// fail.
+	// Set from KAFKA_TRANSACTIONAL_ID with KAFKA_EXACTLY_ONCE: a transactional producer needs the
+	// transaction calls the sidecar makes only then.
 	"transactional.id": true,
 }
 
@@ -84,6 +87,11 @@ func ConsumerConfig(s Settings) (*ckafka.ConfigMap, error) {
 		"queued.max.messages.kbytes": 16384,
 		"go.logs.channel.enable":     true,
 	}
+	if s.TransactionalID != "" {
+		// librdkafka's default too; said here because exactly-once rests on it: an input record written in a
+		// transaction that is later aborted is never served.
+		cm["isolation.level"] = "read_committed"
+	}
 	return withExtra(cm, s.Security, s.Extra, s.ConsumerExtra)
 }
 
@@ -118,6 +126,12 @@ func ProducerConfig(s Settings) (*ckafka.ConfigMap, error) {
 		"go.delivery.reports":       true,
 		"go.delivery.report.fields": "none",
 		"go.logs.channel.enable":    true,
+	}
+	if s.TransactionalID != "" {
+		cm["transactional.id"] = s.TransactionalID
+		// An answer waits for the broker as long as its transaction may live (transaction.timeout.ms), not
+		// forever: past that the transaction is aborted and its records served again.
+		delete(cm, "message.timeout.ms")
 	}
 	return withExtra(cm, s.Security, s.Extra, s.ProducerExtra)
 }

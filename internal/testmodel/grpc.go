@@ -92,7 +92,7 @@ func serveGRPCNode[Req, Resp proto.Message](s *Server, ctx context.Context, req 
 	leave := s.enter()
 	defer leave()
 	if !s.wait(ctx) {
-		return zero, givenUp(ctx, "request cancelled while delayed")
+		return zero, givenUp(ctx, "request cancelled while delayed or hanging")
 	}
 	if st, msg, failed := s.fault(); failed {
 		return zero, status.Error(grpcCode(st), msg)

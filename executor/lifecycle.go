@@ -22,7 +22,7 @@ import (
 //	     └─ poll loop (run's goroutine)   turn() until shutdown, a fatal error or new clients
 //
 // Shutdown: drain (stop fetching; wait, still polling, for the records in flight, at most the grace
-// period) → end the model calls and the workers → flush, commit, close the consumer (leaving the
+// period, or until Executor.Hurry) → end the model calls and the workers → flush, commit, close the consumer (leaving the
 // group) and the producer → wait for the client goroutines → stop the resender. Every wait is on a
 // signal — a delivery report, a released record, a closed channel — or a deadline, never a sleep.
 
@@ -74,7 +74,11 @@ func (p *pipeline) run(ctx context.Context, swaps <-chan clients) error {
 		p.log.Info("shutting down", "in_flight", p.held.Load(), "grace", p.cfg.ShutdownGrace)
 	}
 	deadline := time.Now().Add(p.cfg.ShutdownGrace)
-	p.drain(context.Background(), deadline)
+	p.drain(p.hurried, deadline)
+	if p.hurried.Err() != nil {
+		// Cut short: what is delivered is still flushed (a second at most) and committed, once.
+		deadline = time.Now()
+	}
 	if n := p.held.Load(); n > 0 {
 		p.log.Warn("grace period over with records in flight; they will be read again", "count", n)
 	}

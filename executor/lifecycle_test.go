@@ -158,3 +158,40 @@ func TestManyShortStartsReadEveryPartition(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Hurry (a second SIGTERM) cuts short a shutdown that waits for records stuck at a hung model: Run
+// returns long before the grace period is over, commits nothing past the records not finished, and a
+// restart answers every record, each once.
+func TestHurryCutsAShutdownShort(t *testing.T) {
+	h := newHarness(t, "seldon", 1)
+	h.grace = "300s"
+	var e *executor.Executor
+	h.prepare = func(x *executor.Executor) { e = x }
+	h.model.SetHanging(true)
+	s := h.start()
+	const n = 10
+	testkit.Produce(t, h.bootstrap, h.in, records("seldon", n))
+	waitFor(t, "records at the model", 60*time.Second, func() bool { return inFlight(t, s) >= 1 })
+
+	s.cancel() // the first SIGTERM: the drain waits for the hung calls, up to 300 s
+	s.cancel = nil
+	e.Hurry()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(100 * time.Second):
+		t.Fatal("Run still waits for the records in flight 100 s after Hurry")
+	}
+	if c := testkit.CommittedOffsets(t, h.bootstrap, h.group, h.in); len(c) != 0 {
+		t.Errorf("committed %v with no record answered; want nothing committed", c)
+	}
+
+	h.model.SetHanging(false)
+	h.start()
+	h.waitAllCommitted(60 * time.Second)
+	if answers := testkit.ConsumeAll(t, h.bootstrap, h.out, time.Second); len(answers) != n {
+		t.Errorf("%d answers after the restart, want %d: each record once", len(answers), n)
+	}
+}

@@ -103,6 +103,10 @@ type pipeline struct {
 	brokerBack signal       // notified when watchBroker sees the broker usable again
 	draining   atomic.Bool  // written by the lifecycle: stop taking records
 	lastPoll   atomic.Int64 // unix nanoseconds of the poll loop's last turn, for /live
+	// hurried ends when the shutdown is to stop waiting for the records in flight (Executor.Hurry: a
+	// second SIGTERM); hurry ends it.
+	hurried context.Context
+	hurry   context.CancelFunc
 	// kafkaErrors logs librdkafka's error events without flooding the log; both clients' goroutines use it.
 	kafkaErrors errorLog
 	nodes       atomic.Pointer[[]nodeState] // each graph node's last readiness; written by watchGraph
@@ -127,8 +131,10 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.
 	if drain > 10*time.Second {
 		drain = 10 * time.Second
 	}
+	hurried, hurry := context.WithCancel(context.Background())
 	p := &pipeline{
 		cfg: cfg, log: log, consumer: c, producer: prod, graph: g, m: m,
+		hurried: hurried, hurry: hurry,
 		offsets:     newOffsetTracker(),
 		lanes:       newLanes(),
 		gate:        gt,

@@ -14,9 +14,13 @@ import (
 // 2190 and 5591), and restarts the partition's fetch: resume it and seek it to the next record to read.
 //
 // The poll goroutine notes when each partition was last read (or assigned, or fetching resumed); a
-// partition quiet for stallAfter while fetching is on, with librdkafka's queue found empty since, is a
-// suspect. (Without the empty queue it may only wait its turn behind other partitions' prefetched
-// records, with a slow model.) Whether it has records waiting
+// partition is a suspect when librdkafka's queue is found empty after the partition has been quiet for
+// stallAfter while fetching is on. librdkafka fetches every unpaused partition within fetch.wait.max.ms
+// and its queue delivers in order, so records fetched by then would have been read before the queue ran
+// dry. A quiet partition with the queue not empty may only wait its turn behind other partitions'
+// prefetched records, with a slow model or a backlog; nor does an empty queue right after an assignment or
+// a resume prove anything — no fetch has answered yet — so the queue must run dry stallAfter into the
+// quiet, not merely at some time during it. Whether it has records waiting
 // takes a round trip to the broker, so a goroutine of the clientRun (answer) asks, and hands back the
 // suspects that do, with the offset to seek to.
 
@@ -120,7 +124,7 @@ func (p *pipeline) checkStalls(now time.Time) {
 	}
 	var ask []suspect
 	for n, w := range s.parts {
-		if !w.asked && now.Sub(w.quietSince) >= stallAfter && s.lastIdle.After(w.quietSince) {
+		if !w.asked && s.lastIdle.Sub(w.quietSince) >= stallAfter {
 			ask = append(ask, suspect{part: n, offset: ckafka.Offset(w.next)})
 		}
 	}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README: `make test`; CI: .ci/run). It starts a real Kafka broker unless
 # KAFKA_TEST_BOOTSTRAP names one already running, checks formatting and vet, runs every test with the race
-# detector, fuzzes the decode paths briefly, runs the benchmark's short form (that it runs, not how fast), and
-# stops the broker it started.
+# detector, runs the short fault battery (which restarts the broker on its data, when it is the one
+# test/kafka/broker.sh runs), fuzzes the decode paths briefly, runs the benchmark's short form (that it
+# runs, not how fast), and stops the broker it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +55,8 @@ echo "== go test -race"
 # sequential test plumbing. Under the race detector that process died now and then of SIGSEGV inside
 # librdkafka (about one run in four on a fresh broker, never without -race), so it runs without it; the
 # sidecar's concurrency is race-tested in-process by the executor package.
-race_pkgs=$(go list ./... | grep -v '/cmd/executor$')
+# test/faults is the fault battery, run on its own below (its tests skip without -faults).
+race_pkgs=$(go list ./... | grep -v -e '/cmd/executor$' -e '/test/faults$')
 # A test binary that dies of a signal anyway is run once more, and said so loudly; a test that fails is
 # never rerun.
 log=$(mktemp)
@@ -74,6 +76,10 @@ rm -f "$log"
 
 echo "== go test ./cmd/executor (the sidecar as a process: exit codes, SIGKILL, SIGTERM)"
 go test -count=1 -timeout 10m ./cmd/executor
+
+echo "== fault battery, short form (the sidecar as processes: SIGKILLs, broker restarts, the model stopped and hung,"
+echo "   rebalances, SIGTERM twice, refused writes; any loss, crash, stall or missing error record fails it)"
+go test -count=1 -v -timeout 30m -run '^TestFaults$' ./test/faults -args -faults=short
 
 echo "== go test -fuzz (gRPC decode paths, the REST request check and Schema Registry frames, briefly)"
 go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime=10s ./protocols/grpc

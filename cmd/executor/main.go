@@ -1,6 +1,10 @@
 // Command executor is the Kafka sidecar of a SeldonDeployment with serverType: kafka: it reads requests
 // from KAFKA_INPUT_TOPIC, calls the model container, and writes the answers to KAFKA_OUTPUT_TOPIC.
 //
+// SIGTERM or SIGINT starts the graceful shutdown (up to --graceful_timeout); a second one cuts it short:
+// the records still in flight are left uncommitted, to be read again after the restart, and the process
+// exits within about a second.
+//
 // Exit codes: 0 after a clean shutdown (and for --help and --version), 1 when it cannot go on (a fatal
 // Kafka error), 2 for a bad or missing setting or an unknown flag, named on one line of standard error.
 package main
@@ -58,8 +62,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "error", err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	// The first signal starts the shutdown; a second cuts it short.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-sigs
+		cancel()
+		sig := <-sigs
+		log.Warn("second signal: ending the shutdown now; records in flight are read again after the restart", "signal", sig.String())
+		e.Hurry()
+	}()
 	if err := e.Run(ctx); err != nil {
 		return 1
 	}

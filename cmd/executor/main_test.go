@@ -487,4 +487,27 @@ func TestSIGTERMMidStreamExitsZeroAndCommitsExactlyWhatWasAnswered(t *testing.T)
 	}
 }
 
+// A second SIGTERM ends a shutdown that waits for records stuck at a hung model at once, rather than at
+// the end of the grace period, and the process still exits 0; nothing is committed past them.
+func TestSecondSIGTERMEndsTheShutdownAtOnce(t *testing.T) {
+	const n = 50
+	s := newStream(t, n, 0)
+	s.model.SetHanging(true)
+	p := startProc(t, s.env, append(operatorArgs, "--graceful_timeout=300s")...)
+	waitUntil(t, "records at the model", 60*time.Second, func() bool { return s.model.Calls() > 0 })
+	// The second once the first is taken: two signals of a kind sent together may arrive as one.
+	for _, taken := range []string{`"msg":"shutting down"`, "second signal"} {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, taken, 100*time.Second, func() bool { return strings.Contains(p.log(), taken) })
+	}
+	if code := p.wait(t, 100*time.Second); code != 0 {
+		t.Fatalf("exit code %d after two SIGTERMs, want 0", code)
+	}
+	if c := testkit.CommittedOffsets(t, s.bootstrap, s.group, s.in); len(c) != 0 {
+		t.Errorf("committed %v with no record answered", c)
+	}
+}
+
 var _ = io.Discard

@@ -16,6 +16,11 @@
 // --model_name is the node's name, which the fail-node and slow-node tags of
 // a request name.
 //
+// SIGUSR1 makes the model hang: every infer call waits without answering,
+// while readiness and liveness go on answering (a stuck model, which only a
+// client's timeout notices); SIGUSR2 releases it. SIGTERM and SIGINT shut it
+// down gracefully.
+//
 // Once both listeners are open it prints exactly one line to standard
 // output, then logs to standard error only:
 //
@@ -89,7 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: testmodel [flags]\n\n"+
 			"Serves a deterministic test model (seldon, tensorflow and v2 protocols, REST and gRPC)\n"+
-			"and prints \"listening http=<host:port> grpc=<host:port|off>\" once it listens.\n\nFlags:\n")
+			"and prints \"listening http=<host:port> grpc=<host:port|off>\" once it listens.\n"+
+			"SIGUSR1 makes every infer call hang (readiness still answers); SIGUSR2 releases them.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -135,6 +141,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		grpcAddr = grpcLn.Addr().String()
 	}
 	srv := testmodel.New(testmodel.Options{ModelName: *model, Image: *image, Role: role, SlowDelay: *slowDelay, Delay: *delay, CallCost: *callCost})
+	// Registered before the listening line, so a signal sent once it is read is never missed.
+	hang := make(chan os.Signal, 4)
+	signal.Notify(hang, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(hang)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -151,14 +161,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("testmodel listening", "addr", ln.Addr().String(), "grpc_addr", grpcAddr, "model", *model,
 		"image", *image, "role", role, "delay", *delay, "call_cost", *callCost, "slow_delay", *slowDelay)
 
-	select {
-	case err := <-served:
-		srv.Close()
-		return fmt.Errorf("serve: %w", err)
-	case err := <-grpcServed:
-		srv.Close()
-		return fmt.Errorf("serve gRPC: %w", err)
-	case <-ctx.Done():
+serving:
+	for {
+		select {
+		case err := <-served:
+			srv.Close()
+			return fmt.Errorf("serve: %w", err)
+		case err := <-grpcServed:
+			srv.Close()
+			return fmt.Errorf("serve gRPC: %w", err)
+		case sig := <-hang:
+			hanging := sig == syscall.SIGUSR1
+			srv.SetHanging(hanging)
+			log.Info("testmodel hanging", "hanging", hanging, "signal", sig.String())
+		case <-ctx.Done():
+			break serving
+		}
 	}
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,4 +127,51 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSIGUSR1HangsInferCallsAndSIGUSR2ReleasesThem(t *testing.T) {
+	httpAddr, _ := start(t, "--http_port=0", "--grpc_port=-1")
+	// infer reports whether a call is answered 200 within a second: a hung one is not.
+	infer := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, "POST", "http://"+httpAddr+"/predict", strings.NewReader(`{"data":{"ndarray":[[1]]}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	// eventually waits for the signal to be handled: its delivery is asynchronous.
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20s", what)
+			}
+		}
+	}
+	if !infer() {
+		t.Fatal("the model does not answer before any signal")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	eventually("SIGUSR1 makes infer calls hang", func() bool { return !infer() })
+	resp, err := http.Get("http://" + httpAddr + "/health/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("readiness while hanging = %d, want 200", resp.StatusCode)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	eventually("SIGUSR2 releases them", infer)
 }

@@ -159,6 +159,21 @@ func (p *ModelProcess) Kill() {
 	<-p.done
 }
 
+// Hang makes the process's infer calls hang without answering, its readiness still answering (cmd/testmodel
+// takes SIGUSR1 for it); Release (SIGUSR2) answers them again. The signal is handled asynchronously: calls
+// arriving just after Hang returns may still be answered.
+func (p *ModelProcess) Hang() error { return p.signal(syscall.SIGUSR1) }
+
+// Release ends a Hang: the held calls, and those after them, are answered.
+func (p *ModelProcess) Release() error { return p.signal(syscall.SIGUSR2) }
+
+func (p *ModelProcess) signal(sig syscall.Signal) error {
+	if err := p.Cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("testkit: send %v to testmodel: %w", sig, err)
+	}
+	return nil
+}
+
 // Stop asks the process to shut down gracefully with SIGTERM, as Kubernetes does, and waits for it to
 // exit; it kills it after 30s. It returns nil if the process exited with status 0, else why not.
 func (p *ModelProcess) Stop() error {

@@ -97,7 +97,7 @@ func serveGRPCNode[Req, Resp proto.Message](s *Server, ctx context.Context, req 
 		s.noteTrace(first(md.Get("seldon-puid")), first(md.Get("traceparent")))
 	}
 	if !s.wait(ctx) {
-		return zero, givenUp(ctx, "request cancelled while delayed")
+		return zero, givenUp(ctx, "request cancelled while delayed or hanging")
 	}
 	if st, msg, failed := s.fault(); failed {
 		return zero, status.Error(grpcCode(st), msg)

@@ -86,7 +86,7 @@ func (s *Server) inferNode(w http.ResponseWriter, r *http.Request, errBody error
 	}
 	if !s.wait(r.Context()) {
 		// The client is gone; the answer only matters to a proxy in between.
-		fail(http.StatusServiceUnavailable, "request cancelled while delayed")
+		fail(http.StatusServiceUnavailable, "request cancelled while delayed or hanging")
 		return
 	}
 	if status, msg, failed := s.fault(); failed {

@@ -62,8 +62,8 @@ type Options struct {
 // from any goroutine, while requests are in flight.
 //
 // Every infer call (any protocol, any graph role) goes through, in order:
-// count the call, wait the delay, then hold the compute slot for the call
-// cost (giving up if the client does, while waiting or queued), 503 if not
+// count the call, wait the delay, wait while hanging (SetHanging), then hold the compute slot
+// for the call cost (giving up if the client does, while waiting, hanging or queued), 503 if not
 // ready, 503 if inside a SetUnavailable window, the FailNext status while any
 // are left, the Reject hook, then, for seldon calls only, the per-request
 // tags (wait SlowDelay if meta.tags["slow-node"] names this node, giving up
@@ -87,6 +87,8 @@ type Server struct {
 	callCost time.Duration
 	slot     chan struct{} // the one compute slot a call holds for callCost
 	notReady atomic.Bool
+	// hung is non-nil while SetHanging(true) holds: infer calls wait for it to close.
+	hung atomic.Pointer[chan struct{}]
 
 	mu               sync.Mutex
 	unavailableUntil time.Time
@@ -182,6 +184,21 @@ func (s *Server) FailNext(n int, status int) {
 // endpoints, answer 503 while set. Liveness stays 200.
 func (s *Server) SetNotReady(notReady bool) { s.notReady.Store(notReady) }
 
+// SetHanging(true) makes every infer call — those arriving and those still in their delay — wait
+// without answering until SetHanging(false) or until its client gives up, while readiness and liveness
+// go on answering: a model stuck on its requests (a deadlock, a hung GPU), which only a client's
+// timeout notices. Calls are answered as usual once it is released.
+func (s *Server) SetHanging(hanging bool) {
+	if hanging {
+		ch := make(chan struct{})
+		s.hung.CompareAndSwap(nil, &ch)
+		return
+	}
+	if ch := s.hung.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
 // SetDelay makes every infer call wait d before answering.
 func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 
@@ -237,11 +254,22 @@ func (s *Server) enter() (leave func()) {
 	return func() { s.inFlight.Add(-1) }
 }
 
-// wait sleeps for the configured delay, then holds the compute slot for the call cost; false means the
-// client gave up first.
+// wait sleeps for the configured delay, then while the server hangs, then holds the compute slot for
+// the call cost; false means the client gave up first.
 func (s *Server) wait(ctx context.Context) bool {
 	if !sleep(ctx, time.Duration(s.delay.Load())) {
 		return false
+	}
+	for {
+		ch := s.hung.Load()
+		if ch == nil {
+			break
+		}
+		select {
+		case <-*ch:
+		case <-ctx.Done():
+			return false
+		}
 	}
 	if s.callCost <= 0 {
 		return true

@@ -624,14 +624,17 @@ func TestAWaitGivesUpWhenTheClientDoes(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts testmodel.Options
+		hang bool
 		body string
 	}{
-		{"the delay", testmodel.Options{Delay: time.Hour}, seldonReq},
-		{"the call cost", testmodel.Options{CallCost: time.Hour}, seldonReq},
-		{"a slow-node tag", testmodel.Options{ModelName: "n", SlowDelay: time.Hour}, tagged(`{"slow-node":"n"}`)},
+		{"the delay", testmodel.Options{Delay: time.Hour}, false, seldonReq},
+		{"the call cost", testmodel.Options{CallCost: time.Hour}, false, seldonReq},
+		{"a slow-node tag", testmodel.Options{ModelName: "n", SlowDelay: time.Hour}, false, tagged(`{"slow-node":"n"}`)},
+		{"a hang", testmodel.Options{}, true, seldonReq},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, hs := newServer(t, tc.opts)
+			s.SetHanging(tc.hang)
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
 			req, err := http.NewRequestWithContext(ctx, "POST", hs.URL+"/predict", strings.NewReader(tc.body))
@@ -750,4 +753,40 @@ func TestFaultSettersAreSafeUnderConcurrentCalls(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	wg.Wait()
+}
+
+func TestHangingHoldsInferCallsUntilReleasedWhileReadinessAnswers(t *testing.T) {
+	s, hs := newServer(t, testmodel.Options{})
+	s.SetHanging(true)
+	s.SetHanging(true) // a second hang is the same hang: one release ends it
+	answered := make(chan int, 1)
+	go func() {
+		st, _ := do(t, hs, "POST", "/predict", seldonReq)
+		answered <- st
+	}()
+	for s.Calls() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for _, path := range []string{"/health/status", "/v2/health/ready", "/v2/models/demo/ready"} {
+		if st, body := do(t, hs, "GET", path, ""); st != http.StatusOK {
+			t.Errorf("GET %s while hanging = %d %s, want 200", path, st, body)
+		}
+	}
+	select {
+	case st := <-answered:
+		t.Fatalf("a call was answered %d while the model hangs", st)
+	default:
+	}
+
+	s.SetHanging(false)
+	if st := <-answered; st != http.StatusOK {
+		t.Errorf("the held call was answered %d after the release, want 200", st)
+	}
+	if st, body := do(t, hs, "POST", "/predict", seldonReq); st != http.StatusOK {
+		t.Errorf("a call after the release = %d %s, want 200", st, body)
+	}
+	s.SetHanging(false) // releasing a server that does not hang is harmless
+	if s.Served() != 2 {
+		t.Errorf("Served = %d, want 2", s.Served())
+	}
 }

@@ -7,6 +7,17 @@
 #   test/kafka/broker.sh status   print the bootstrap address; exit 0 only when running
 #   test/kafka/broker.sh restart  stop, then start
 #
+# With KAFKA_KEEP_DATA=1, stop and start keep the broker's state, to stop a broker
+# and start it again on the same data (a broker restart, as clients see one):
+# stop keeps the data directory, server.properties, the security material and
+# the bootstrap and env files; start runs the broker again from them — the same
+# cluster, topics, committed offsets and ports, so the same bootstrap address
+# (start fails if one of the ports was taken meanwhile, or if nothing was kept).
+# restart with it is a stop and a start on the same data.
+#
+#   KAFKA_KEEP_DATA=1 test/kafka/broker.sh stop    # ... later:
+#   KAFKA_KEEP_DATA=1 test/kafka/broker.sh start
+#
 # Environment:
 #   KAFKA_CACHE_DIR  where the Kafka jars are kept between runs
 #                    (default: $HOME/.cache/seldon-kafka-sidecar/kafka-3.8.1)
@@ -16,6 +27,8 @@
 #   KAFKA_START_TIMEOUT  seconds to wait for the broker to come up (default 120: a busy shared machine needs it)
 #   KAFKA_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL (default 20)
 #   KAFKA_EXTRA_PROPERTIES  more server.properties lines, newline-separated, appended last
+#                    (not read by a start with KAFKA_KEEP_DATA=1: it reuses the kept file)
+#   KAFKA_KEEP_DATA  1: stop and start keep the broker's data and address (see above)
 #
 # After a successful start, <state dir>/bootstrap holds one line
 # "127.0.0.1:PORT" (the PLAINTEXT listener) and <state dir>/env holds
@@ -40,7 +53,7 @@
 # and User:ANONYMOUS (PLAINTEXT) as super user, so tests may add ACLs for the
 # principals of the secured listeners without touching anyone else. The
 # bootstrap and env files are removed by stop. Every start formats a fresh
-# data directory.
+# data directory, unless KAFKA_KEEP_DATA=1.
 #
 # Topics are NOT auto-created (auto.create.topics.enable=false): tests create
 # the topics they use, and a wrong topic name is an error.
@@ -69,6 +82,7 @@ readonly ENV_FILE="${STATE_DIR}/env"
 readonly LOCK_FILE="${STATE_DIR}/lock"
 readonly SEC_DIR="${STATE_DIR}/security"
 
+readonly KEEP_DATA="${KAFKA_KEEP_DATA:-}"
 readonly START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 readonly STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
 readonly JVM_OPTS="${KAFKA_JVM_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
@@ -95,6 +109,9 @@ usage: $(basename -- "$0") start|stop|status|restart
   stop     stop the broker started by 'start' (idempotent)
   status   print the bootstrap address and exit 0 if running, exit 1 otherwise
   restart  stop, then start
+
+KAFKA_KEEP_DATA=1: stop keeps the data, ports and security material, and start
+runs the broker again on them (same bootstrap address): a restart on the same data.
 
 state dir: ${STATE_DIR}
 cache dir: ${CACHE_DIR}
@@ -524,6 +541,10 @@ cmd_start() {
 		log "already running (pid ${pid}) at $(cat -- "${BOOTSTRAP_FILE}" 2>/dev/null || echo '?')"
 		return 0
 	fi
+	if [[ "${KEEP_DATA}" == 1 ]]; then
+		start_kept
+		return
+	fi
 	rm -f -- "${PID_FILE}" "${BOOTSTRAP_FILE}" "${ENV_FILE}"
 	fetch_libs
 	make_security_material
@@ -552,6 +573,28 @@ cmd_start() {
 	die "could not start the broker after ${START_ATTEMPTS} attempts"
 }
 
+# start_kept: start the broker again on what a stop with KAFKA_KEEP_DATA=1 kept — its
+# server.properties (so its ports), data directory, security material, bootstrap and env files.
+start_kept() {
+	local f
+	for f in "${PROPS_FILE}" "${DATA_DIR}/meta.properties" "${BOOTSTRAP_FILE}" "${ENV_FILE}" "${SEC_DIR}/ca.crt"; do
+		[[ -e "${f}" ]] || die "KAFKA_KEEP_DATA=1: nothing to start again: ${f} is missing (start without it first; a stop without it removes the state)"
+	done
+	fetch_libs
+	local bootstrap pid rc=0
+	bootstrap="$(cat -- "${BOOTSTRAP_FILE}")"
+	log "starting Kafka ${KAFKA_VERSION} again on the kept data at ${bootstrap} (log: ${LOG_FILE})"
+	launch_broker
+	pid="$(cat -- "${PID_FILE}")"
+	wait_ready "${pid}" "${bootstrap}" || rc=$?
+	if ((rc != 0)); then
+		log_tail
+		rm -f -- "${PID_FILE}"
+		die "a port of the kept broker (${bootstrap} or another listener) is taken; start without KAFKA_KEEP_DATA=1 for new ports"
+	fi
+	log "Kafka ${KAFKA_VERSION} is running again (pid ${pid}) at ${bootstrap}"
+}
+
 cmd_stop() {
 	need flock
 	lock_state
@@ -563,7 +606,12 @@ cmd_stop() {
 	else
 		log "not running"
 	fi
-	rm -f -- "${PID_FILE}" "${BOOTSTRAP_FILE}" "${ENV_FILE}"
+	rm -f -- "${PID_FILE}"
+	if [[ "${KEEP_DATA}" == 1 ]]; then
+		log "kept its data, ports and security material for a start with KAFKA_KEEP_DATA=1"
+		return 0
+	fi
+	rm -f -- "${BOOTSTRAP_FILE}" "${ENV_FILE}"
 	rm -rf -- "${SEC_DIR}"
 }
 

@@ -140,6 +140,41 @@ func TestExactlyOnceZombieWithTheSameTransactionalIDIsFencedAndStops(t *testing.
 	onceEach(t, s, errs, bad)
 }
 
+// A zombie of another kind: a replica frozen (SIGSTOP) past its session timeout, whose partitions move
+// to the other replica, and which then wakes with a transaction open. Its transactional.id is its own, so
+// nothing fences it by id. Waking, it finds its assignment lost and aborts (had it tried to commit first,
+// the group would refuse offsets sent with its old generation: exactly-once v2, KIP-447); what it
+// answered before the freeze is never seen, and the other replica's answers are, once.
+func TestExactlyOnceAReplicaFrozenPastItsSessionIsRefusedItsTransaction(t *testing.T) {
+	const n, poison = 3000, 30
+	s, errs, bad := eosStream(t, n, poison)
+	s.model.SetDelay(5 * time.Millisecond)
+	envA, envB := clone(s.env), clone(s.env)
+	envA["KAFKA_TRANSACTIONAL_ID"], envB["KAFKA_TRANSACTIONAL_ID"] = s.group+"-a", s.group+"-b"
+	a := startProc(t, envA, operatorArgs...)
+	waitUntil(t, "a tenth committed", 90*time.Second, func() bool { return s.committed(t) >= (n+poison)/10 })
+	b := startProc(t, envB, operatorArgs...)
+	waitUntil(t, "the partitions shared", 60*time.Second, func() bool {
+		return strings.Contains(b.log(), `"msg":"partitions assigned"`) && strings.Contains(a.log(), `"msg":"partitions revoked"`)
+	})
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// The session times out after 10 s; b is given a's partitions and serves them from a's last commit.
+	waitUntil(t, "b to take a's partitions", 60*time.Second, func() bool {
+		return strings.Count(b.log(), `"msg":"partitions assigned"`) >= 2
+	})
+	before := s.committed(t)
+	waitUntil(t, "b to commit more", 60*time.Second, func() bool { return s.committed(t) > before })
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	onceEach(t, s, errs, bad)
+	if !strings.Contains(a.log(), "transaction aborted") {
+		t.Errorf("the replica woken from its freeze aborted no transaction:\n%s", lastLines(a.log(), 15))
+	}
+}
+
 func clone(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {

@@ -21,6 +21,9 @@ import (
 //	     │    broker watch, lag queries   until stopped, before the clients close
 //	     └─ poll loop (run's goroutine)   turn() until shutdown, a fatal error or new clients
 //
+// Exactly once, join starts the transactions of each new producer, and the poll goroutine commits and
+// aborts them (txn.go).
+//
 // Shutdown: drain (stop fetching; wait, still polling, for the records in flight, at most the grace
 // period, or until Executor.Hurry) → end the model calls and the workers → flush, commit, close the consumer (leaving the
 // group) and the producer → wait for the client goroutines → stop the resender. Every wait is on a

@@ -467,8 +467,15 @@ func (v *secretVolume) update(files map[string][]byte) {
 
 // The client certificate is renewed on disk mid-stream. Afterwards the broker refuses the old
 // certificate's principal (an ACL), so records answered after that prove the new certificate is in
-// use; every record is answered exactly once.
+// use; every record is answered exactly once. Exactly once, the new producer takes over the
+// transactions (InitTransactions) once the old has committed and closed.
 func TestCertificateRenewedOnDiskIsUsedWithoutLosingOrRepeatingRecords(t *testing.T) {
+	for _, mode := range []string{"at least once", "exactly once"} {
+		t.Run(mode, func(t *testing.T) { certificateRenewed(t, mode == "exactly once") })
+	}
+}
+
+func certificateRenewed(t *testing.T, exactlyOnce bool) {
 	sec := testkit.Security(t)
 	ca := sec.CA(t)
 	oldCert, oldKey := ca.Issue(t, "sidecar-old", testkit.CertOptions{})
@@ -483,6 +490,9 @@ func TestCertificateRenewedOnDiskIsUsedWithoutLosingOrRepeatingRecords(t *testin
 		"KAFKA_SECURITY_RELOAD_INTERVAL": "200ms", "KAFKA_COMMIT_INTERVAL": "100ms",
 	} {
 		h.env[k] = v
+	}
+	if exactlyOnce {
+		h.exactlyOnce("a")
 	}
 	// Everyone may use the test's topics and group; the old certificate's principal will be denied.
 	var acls []ckafka.ACLBinding

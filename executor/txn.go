@@ -384,10 +384,10 @@ func (t *transactions) abort(why error, leaving []int32) {
 		t.stop("aborting the transaction", err)
 		return
 	}
-	t.gen.Add(1) // reports of the aborted transaction, purged or not, finish nothing
 	var seek []ckafka.TopicPartition
 	var nums []int32
 	t.mu.Lock()
+	t.gen.Add(1) // a refusal reported for the aborted transaction dooms no other
 	for n, o := range t.parts {
 		if o.next > o.base && !slices.Contains(leaving, n) {
 			seek = append(seek, ckafka.TopicPartition{Topic: &p.cfg.InputTopic, Partition: n, Offset: ckafka.Offset(o.base)})

@@ -7,3 +7,9 @@ import ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 func SetAssignHook(e *Executor, f func(*ckafka.Consumer, []ckafka.TopicPartition)) {
 	e.p.assignHook = f
 }
+
+// SetCommitHook has f called on each commit's goroutine before it commits: tests use it to hold a commit
+// as a group coordinator that does not answer would.
+func SetCommitHook(e *Executor, f func()) {
+	e.p.commitHook = f
+}

@@ -19,6 +19,7 @@ import (
 //	     │    deliveries                  reads delivery reports until the producer closes
 //	     │    log forwarders ×2           until the clients close
 //	     │    broker watch, lag queries   until stopped, before the clients close
+//	     │    commit                      one at a time, started by the poll loop; waited for after the consumer closes
 //	     └─ poll loop (run's goroutine)   turn() until shutdown, a fatal error or new clients
 //
 // Exactly once, join starts the transactions of each new producer, and the poll goroutine commits and
@@ -213,6 +214,9 @@ func (p *pipeline) closeClients(cr *clientRun, deadline time.Time) {
 		p.log.Warn("closing consumer", "error", err)
 	}
 	p.leaving = false
+	// A commit still on its way ends with the consumer: it failed, or landed; either way it is over.
+	p.committing.Wait()
+	p.commitLanded(time.Time{})
 	p.stopSending()
 	p.producer.Close()
 	cr.deliveries.Wait()
@@ -239,9 +243,11 @@ const commitRetry = 250 * time.Millisecond
 func (p *pipeline) commitBefore(deadline time.Time) {
 	for {
 		back := p.brokerBack.wait()
-		p.commitDue(true)
+		if p.commitNow(deadline) {
+			return
+		}
 		left := time.Until(deadline)
-		if len(p.toCommit) == 0 || left <= 0 {
+		if left <= 0 {
 			return
 		}
 		t := time.NewTimer(min(commitRetry, left))

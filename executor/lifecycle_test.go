@@ -195,3 +195,49 @@ func TestHurryCutsAShutdownShort(t *testing.T) {
 		t.Errorf("%d answers after the restart, want %d: each record once", len(answers), n)
 	}
 }
+
+// A commit that waits for the group coordinator — as one sent just before a broker restart waits until
+// the consumer has served its rebalance and joined the group again, which only the poll loop can make it
+// do — holds neither the poll loop nor the records behind it. Here the first commit waits until the test
+// lets it go: records produced meanwhile are still consumed and answered, and /live stays good; once it
+// is let go, everything is committed.
+func TestACommitWaitingForTheCoordinatorDoesNotHoldThePollLoop(t *testing.T) {
+	h := newHarness(t, "seldon", 1)
+	held, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	h.prepare = func(e *executor.Executor) {
+		executor.SetCommitHook(e, func() {
+			first.Do(func() {
+				close(held)
+				<-release
+			})
+		})
+	}
+	released := false
+	letGo := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	defer letGo()
+	s := h.start()
+
+	recs := records("seldon", 40)
+	testkit.Produce(t, h.bootstrap, h.in, recs[:10])
+	select {
+	case <-held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no commit within 60 s of 10 answered records")
+	}
+	// Produced after the commit went out: only a poll loop that is not waiting for it reads these.
+	testkit.Produce(t, h.bootstrap, h.in, recs[10:])
+	waitFor(t, "every record answered while the first commit waits", 60*time.Second, func() bool {
+		return metric(t, s, `seldon_kafka_records_produced_total{kind="answer"}`) >= float64(len(recs))
+	})
+	if code := getStatus(t, "http://"+s.health+"/live"); code != http.StatusOK {
+		t.Fatalf("/live = %d while a commit waits; the poll loop must be turning", code)
+	}
+	letGo()
+	h.waitAllCommitted(60 * time.Second)
+}

@@ -117,9 +117,15 @@ type pipeline struct {
 	paused     bool
 	toCommit   map[int32]int64
 	lastCommit time.Time
-	leaving    bool                                            // the consumer is closing: a revoke has no records to wait for
-	stall      stallWatch                                      // partitions with records waiting that nothing is read from
-	assignHook func(*ckafka.Consumer, []ckafka.TopicPartition) // tests only: after each assignment
+	// The commit on its way, at most one (commitDue): its goroutine sends the answer on commitAnswers,
+	// which the poll goroutine reads (commitLanded); closeClients waits for the goroutine.
+	commitOut     bool
+	commitAnswers chan commitAnswer // 1 slot
+	committing    sync.WaitGroup
+	leaving       bool                                            // the consumer is closing: a revoke has no records to wait for
+	stall         stallWatch                                      // partitions with records waiting that nothing is read from
+	assignHook    func(*ckafka.Consumer, []ckafka.TopicPartition) // tests only: after each assignment
+	commitHook    func()                                          // tests only: on the commit's goroutine, before it commits
 }
 
 func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.Producer, g graphWalker, gt *gate, m *metrics) *pipeline {
@@ -135,18 +141,19 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.
 	p := &pipeline{
 		cfg: cfg, log: log, consumer: c, producer: prod, graph: g, m: m,
 		hurried: hurried, hurry: hurry,
-		offsets:     newOffsetTracker(),
-		lanes:       newLanes(),
-		gate:        gt,
-		maxHeld:     maxHeld,
-		fatal:       make(chan error, 1),
-		resend:      newResender(),
-		closing:     make(chan struct{}),
-		assigned:    map[int32]bool{},
-		pauseFlag:   map[int32]bool{},
-		toCommit:    map[int32]int64{},
-		drainBudget: drain,
-		stall:       newStallWatch(),
+		offsets:       newOffsetTracker(),
+		lanes:         newLanes(),
+		gate:          gt,
+		maxHeld:       maxHeld,
+		fatal:         make(chan error, 1),
+		resend:        newResender(),
+		closing:       make(chan struct{}),
+		assigned:      map[int32]bool{},
+		pauseFlag:     map[int32]bool{},
+		toCommit:      map[int32]int64{},
+		commitAnswers: make(chan commitAnswer, 1),
+		drainBudget:   drain,
+		stall:         newStallWatch(),
 	}
 	if cfg.ExactlyOnce {
 		p.txn = newTransactions(p)
@@ -350,7 +357,10 @@ func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 		lost := c.AssignmentLost()
 		if !lost && !p.leaving {
 			p.awaitPartitions(nums, p.drainBudget)
-			p.commitDue(true, nums...)
+			if !p.commitNow(time.Now().Add(p.drainBudget), nums...) {
+				p.log.Warn("revoked partitions' offsets not committed; their next owner reads the records since the last commit again",
+					"partitions", nums)
+			}
 		}
 		if p.txn != nil {
 			p.txn.revoked(nums, lost)
@@ -668,21 +678,33 @@ func (p *pipeline) release() {
 
 // ---- commit ----
 
+// A commit waits for the group coordinator, for as long as it takes: while the broker is away, and —
+// after a restart that timed the group session out — until the consumer has served its rebalance and
+// joined again, which only the poll loop can do. So the poll loop never waits for one: commitDue starts
+// it on a goroutine of its own and commitLanded takes its answer on a later turn. Only a revoke and the
+// last commit before the clients close wait for theirs (commitNow), each until its deadline.
+
+type commitAnswer struct {
+	offsets []ckafka.TopicPartition
+	err     error
+}
+
 // commitDue commits the finished offsets when the commit interval has passed, or now when forced; with
-// partitions named, only theirs.
+// partitions named, only theirs. It does not wait for the commit (see above); while one is on its way it
+// starts none, and what finishes meanwhile goes in the next.
 func (p *pipeline) commitDue(force bool, only ...int32) {
 	if p.txn != nil {
 		p.txn.commitDue(force, only) // with the outputs, in a transaction
 		return
 	}
+	p.commitLanded(time.Time{})
 	for n, off := range p.offsets.committable(only...) {
 		p.toCommit[n] = off
 	}
-	if len(p.toCommit) == 0 || (!force && time.Since(p.lastCommit) < p.cfg.CommitInterval) {
+	if p.commitOut || len(p.toCommit) == 0 || (!force && time.Since(p.lastCommit) < p.cfg.CommitInterval) {
 		return
 	}
-	// A commit waits for the group coordinator: while the broker is away it would hold the poll loop.
-	// The offsets keep until it is back.
+	// The offsets keep until the broker is back.
 	if !force && !p.brokerUp.Load() {
 		return
 	}
@@ -697,13 +719,46 @@ func (p *pipeline) commitDue(force bool, only ...int32) {
 		return
 	}
 	p.lastCommit = time.Now()
-	res, err := p.consumer.CommitOffsets(tps)
-	if err != nil {
-		p.m.commitErr.Inc()
-		p.log.Warn("commit failed; will retry", "error", err)
-		return
+	p.commitOut = true
+	consumer := p.consumer
+	hook := p.commitHook
+	p.committing.Go(func() {
+		if hook != nil {
+			hook()
+		}
+		res, err := consumer.CommitOffsets(tps)
+		p.commitAnswers <- commitAnswer{res, err}
+	})
+}
+
+// commitLanded takes the answer of the commit on its way, waiting for it until the deadline (the zero
+// time: not at all), and says whether no commit is on its way any more.
+func (p *pipeline) commitLanded(deadline time.Time) bool {
+	if !p.commitOut {
+		return true
 	}
-	for _, tp := range res {
+	var a commitAnswer
+	select {
+	case a = <-p.commitAnswers:
+	default:
+		if deadline.IsZero() {
+			return false
+		}
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case a = <-p.commitAnswers:
+		case <-t.C:
+			return false
+		}
+	}
+	p.commitOut = false
+	if a.err != nil {
+		p.m.commitErr.Inc()
+		p.log.Warn("commit failed; will retry", "error", a.err)
+		return true
+	}
+	for _, tp := range a.offsets {
 		if tp.Error != nil {
 			p.m.commitErr.Inc()
 			p.log.Warn("commit failed; will retry", "partition", tp.Partition, "error", tp.Error)
@@ -714,4 +769,34 @@ func (p *pipeline) commitDue(force bool, only ...int32) {
 		}
 	}
 	p.m.commits.Inc()
+	return true
+}
+
+// commitNow commits the finished offsets of the partitions named (all when none are) and waits for the
+// commit, and one on its way before it, until the deadline. It says whether they are committed.
+func (p *pipeline) commitNow(deadline time.Time, only ...int32) bool {
+	if p.txn != nil {
+		p.txn.commitDue(true, only) // waits itself, with the transaction's own timeouts
+		return p.uncommitted(only) == 0
+	}
+	if !p.commitLanded(deadline) {
+		return false
+	}
+	p.commitDue(true, only...)
+	return p.commitLanded(deadline) && p.uncommitted(only) == 0
+}
+
+// uncommitted is how many of the partitions named (all when none are) have finished offsets not yet
+// committed.
+func (p *pipeline) uncommitted(only []int32) int {
+	if len(only) == 0 {
+		return len(p.toCommit)
+	}
+	n := 0
+	for _, part := range only {
+		if _, ok := p.toCommit[part]; ok {
+			n++
+		}
+	}
+	return n
 }

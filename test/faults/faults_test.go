@@ -135,7 +135,7 @@ func sigkills(t *testing.T, name string, sc scale, env map[string]string) result
 		r.fault()
 		side.kill()
 		side = r.startSidecar()
-		r.faultOver("a SIGKILL", false)
+		r.faultOver("a SIGKILL", commits)
 		r.waitRecovered(3 * time.Minute)
 	}
 	return r.finish(expect{noDuplicates: env["KAFKA_EXACTLY_ONCE"] == "true"}, fmt.Sprintf("%d SIGKILLs", sc.kills))
@@ -235,7 +235,7 @@ func modelStopped(t *testing.T, sc scale) {
 	r.model.Kill()
 	time.Sleep(sc.modelDown)
 	r.startModel()
-	r.faultOver("the model back", false)
+	r.faultOver("the model back", commits)
 	r.waitRecovered(3 * time.Minute)
 	r.pause(2*time.Second, 4*time.Second)
 	r.feed.stop()
@@ -259,7 +259,7 @@ func modelHangs(t *testing.T, sc scale) {
 	if err := r.model.Release(); err != nil {
 		t.Fatal(err)
 	}
-	r.faultOver("the model answering again", false)
+	r.faultOver("the model answering again", commits)
 	r.waitRecovered(3 * time.Minute)
 	r.pause(2*time.Second, 4*time.Second)
 	r.feed.stop()
@@ -274,12 +274,12 @@ func rebalances(t *testing.T, sc scale) {
 	r.feed.start()
 	r.pause(4*time.Second, 8*time.Second)
 	r.startSidecar()
-	r.mon.recovering("a replica added", false)
+	r.mon.recovering("a replica added", commits)
 	r.waitRecovered(3 * time.Minute)
 	for _, gone := range replicas[:2] {
 		r.pause(2*time.Second, 5*time.Second)
 		gone.terminate()
-		r.mon.recovering("a replica removed", false)
+		r.mon.recovering("a replica removed", commits)
 		r.waitRecovered(3 * time.Minute)
 	}
 	r.pause(2*time.Second, 4*time.Second)
@@ -323,7 +323,7 @@ func sigtermTwice(t *testing.T, sc scale) {
 		t.Fatal(err)
 	}
 	r.startSidecar()
-	r.faultOver("a sidecar restarted after two SIGTERMs", false)
+	r.faultOver("a sidecar restarted after two SIGTERMs", commits)
 	r.finish(expect{}, fmt.Sprintf("backlog %d; exit %.1fs after the 2nd SIGTERM", sc.backlog, exitIn.Seconds()))
 }
 
@@ -340,7 +340,7 @@ func produceRefused(t *testing.T, sc scale) {
 	topicConfig(t, r.bootstrap, r.out, "max.message.bytes", "64")
 	time.Sleep(sc.refusal)
 	topicConfig(t, r.bootstrap, r.out, "max.message.bytes", "")
-	r.faultOver("the output topic taking answers again", true)
+	r.faultOver("the output topic taking answers again", answers)
 	r.waitRecovered(3 * time.Minute)
 	r.pause(2*time.Second, 4*time.Second)
 	r.feed.stop()

@@ -309,11 +309,10 @@ func tail(path string, n int) string {
 func (r *run) fault() { r.mon.faults.Add(1) }
 
 // faultOver marks the end of a fault (the part that failed is back): recovery is timed from here, by
-// waitRecovered. answers: recovery is the next answer on the output topic, rather than every partition
-// with lag committing again.
-func (r *run) faultOver(what string, answers bool) {
+// waitRecovered, until what kind says shows it.
+func (r *run) faultOver(what string, kind recoveryKind) {
 	r.mon.faults.Add(-1)
-	r.mon.recovering(what, answers)
+	r.mon.recovering(what, kind)
 }
 
 // waitRecovered waits until every fault is recovered from.

@@ -48,7 +48,7 @@ func TestSoak(t *testing.T) {
 			r.fault()
 			other.kill()
 			other = r.startSidecar()
-			r.faultOver("a SIGKILL", false)
+			r.faultOver("a SIGKILL", commits)
 			r.waitRecovered(5 * time.Minute)
 		},
 		func() { // a broker restart on the same data
@@ -60,11 +60,11 @@ func TestSoak(t *testing.T) {
 		},
 		func() { // a third replica joins, then leaves
 			third := r.startSidecar()
-			r.mon.recovering("a replica added", false)
+			r.mon.recovering("a replica added", commits)
 			r.waitRecovered(5 * time.Minute)
 			time.Sleep(30 * time.Second)
 			third.terminate()
-			r.mon.recovering("a replica removed", false)
+			r.mon.recovering("a replica removed", commits)
 			r.waitRecovered(5 * time.Minute)
 		},
 	}
@@ -111,7 +111,7 @@ func restartBroker(r *run, down time.Duration) {
 	time.Sleep(down)
 	broker(r.t, "start")
 	r.mon.pause(false)
-	r.faultOver("a broker restart", false)
+	r.faultOver("a broker restart", regroup)
 }
 
 // metricSample is one reading of a sidecar's /metrics.

@@ -1,6 +1,9 @@
 package executor_test
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,5 +50,55 @@ func TestRecordsHeldStayWithinTheBoundBehindASlowModel(t *testing.T) {
 		t.Errorf("%d model calls at once; want 2..%d", mc, workers)
 	}
 	t.Logf("held at most %d records, %d calls at once", maxHeld.Load(), h.model.MaxConcurrent())
+	h.waitAllCommitted(30 * time.Second)
+}
+
+// The bound in bytes (KAFKA_MAX_INFLIGHT_BYTES) holds whatever the bound in records allows: with 8
+// workers (16 records) and room for 6 requests of 10 000 bytes, the sidecar holds at most 7 of them — the
+// bound, passed by at most the last record taken — and so never has more than 7 at the model.
+func TestRequestBytesHeldStayWithinKAFKA_MAX_INFLIGHT_BYTES(t *testing.T) {
+	const size, n, bound = 10000, 120, 6 * 10000
+	h := newHarness(t, "seldon", 4)
+	h.env["KAFKA_WORKERS"] = "8"
+	h.env["KAFKA_MAX_INFLIGHT_BYTES"] = strconv.Itoa(bound)
+	h.model.SetDelay(25 * time.Millisecond)
+	recs := make([]testkit.Record, n)
+	for i := range recs {
+		body := fmt.Sprintf(`{"strData":"%d-`, i)
+		recs[i] = testkit.Record{Key: []byte(fmt.Sprint(i)),
+			Value: []byte(body + strings.Repeat("x", size-len(body)-2) + `"}`)}
+	}
+	testkit.Produce(t, h.bootstrap, h.in, recs)
+	s := h.start()
+
+	var maxBytes atomic.Int64
+	stop := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if v, err := readMetric(s, "seldon_kafka_records_in_flight_bytes"); err == nil && int64(v) > maxBytes.Load() {
+				maxBytes.Store(int64(v))
+			}
+		}
+	})
+	testkit.Consume(t, h.bootstrap, h.out, n, 120*time.Second)
+	close(stop)
+	sampler.Wait()
+
+	if got := maxBytes.Load(); got > bound+size || got == 0 {
+		t.Errorf("at most %d bytes of requests held at once; want between 1 and the bound plus one record, %d", got, bound+size)
+	}
+	if mc := h.model.MaxConcurrent(); mc > bound/size+1 || mc < 2 {
+		t.Errorf("%d model calls at once with 8 workers; want 2..%d, what the byte bound lets in", mc, bound/size+1)
+	}
+	if v := metric(t, s, "seldon_kafka_records_in_flight_bytes"); v != 0 {
+		t.Errorf("seldon_kafka_records_in_flight_bytes = %v with every record answered, want 0", v)
+	}
+	t.Logf("held at most %d bytes, %d calls at once", maxBytes.Load(), h.model.MaxConcurrent())
 	h.waitAllCommitted(30 * time.Second)
 }

@@ -106,6 +106,10 @@ type Env struct {
 	// the model clients' limits are derived from it (messageLimits). 64 MiB: the model clients' limit
 	// before it existed; Seldon Core 2's default is 1000000000.
 	MessageMaxBytes int `envconfig:"KAFKA_MESSAGE_MAX_BYTES" default:"67108864"`
+	// MaxInflightBytes bounds the requests held — consumed and not finished — in bytes, beside the
+	// 2 × KAFKA_WORKERS bound in records. 256 MiB: no bound at all for records of a few KiB, four 64 MiB
+	// requests at once.
+	MaxInflightBytes int64 `envconfig:"KAFKA_MAX_INFLIGHT_BYTES" default:"268435456"`
 	// Compression is the producer's codec for answers and error records.
 	Compression string `envconfig:"KAFKA_PRODUCER_COMPRESSION" default:"lz4"`
 	// PropertiesFile holds further librdkafka properties, key=value a line (see kafka.ReadProperties).
@@ -187,6 +191,9 @@ type Config struct {
 	// (KAFKA_MESSAGE_MAX_BYTES); Compression is the producer's codec (KAFKA_PRODUCER_COMPRESSION).
 	MessageMaxBytes int
 	Compression     string
+	// MaxInflightBytes is the most bytes of requests held at once (KAFKA_MAX_INFLIGHT_BYTES): fetching
+	// stops at it; one record is always taken, however large.
+	MaxInflightBytes int64
 	// Overrides are further librdkafka properties: first those made from MessageMaxBytes and
 	// Compression, then the user's (KAFKA_CONSUMER_*, KAFKA_PRODUCER_*, KAFKA_PROPERTIES_FILE), which win;
 	// none touches kafka.Pinned or a security property.
@@ -606,11 +613,15 @@ func (c *Config) loadLimits(env Env) error {
 	if c.MessageMaxBytes < minMessageBytes || c.MessageMaxBytes > maxMessageBytes {
 		return bad("KAFKA_MESSAGE_MAX_BYTES", "%d: want %d to %d bytes (librdkafka's range)", c.MessageMaxBytes, minMessageBytes, maxMessageBytes)
 	}
+	c.MaxInflightBytes = env.MaxInflightBytes
+	if c.MaxInflightBytes < minMessageBytes {
+		return bad("KAFKA_MAX_INFLIGHT_BYTES", "%d: want at least %d bytes", c.MaxInflightBytes, minMessageBytes)
+	}
 	c.Compression = strings.ToLower(strings.TrimSpace(env.Compression))
 	if !slices.Contains(compressions, c.Compression) {
 		return bad("KAFKA_PRODUCER_COMPRESSION", "%q: want one of %s", env.Compression, strings.Join(compressions, ", "))
 	}
-	made := messageLimits(c.MessageMaxBytes, c.Compression)
+	made := messageLimits(c.MessageMaxBytes, c.Compression, c.MaxInflightBytes)
 	// A user's override of a property, under any of its names, replaces the one made here.
 	set := map[string]bool{}
 	for _, o := range c.Overrides {
@@ -636,10 +647,14 @@ func (c *Config) loadLimits(env Env) error {
 //     not arrive a gigabyte at a time when the limit is large (and at least the 1000000 librdkafka takes);
 //   - receive.message.max.bytes: room for the largest fetch response, a record of the limit with its
 //     framing (librdkafka wants at least fetch.max.bytes + 512), never below librdkafka's default;
-//   - the producer's compression.codec.
-func messageLimits(limit int, compression string) []kafka.Override {
+//   - the producer's compression.codec;
+//   - the consumer's queued.max.messages.kbytes, what librdkafka prefetches ahead of the records held: a
+//     quarter of the in-flight bound, at most the 16 MiB package kafka sets (so with the default bound it
+//     is that), at least 1 MiB.
+func messageLimits(limit int, compression string, inflight int64) []kafka.Override {
 	fetch := min(max(limit, minFetchBytes), maxFetchBytes)
 	receive := max(minReceiveBytes, max(limit, fetch)+1<<20)
+	queued := min(max(inflight/4/1024, 1024), 16384)
 	from := "KAFKA_MESSAGE_MAX_BYTES"
 	return []kafka.Override{
 		{Key: "message.max.bytes", Value: strconv.Itoa(limit), Client: kafka.ProducerOnly, From: from},
@@ -647,6 +662,7 @@ func messageLimits(limit int, compression string) []kafka.Override {
 		{Key: "fetch.max.bytes", Value: strconv.Itoa(fetch), Client: kafka.ConsumerOnly, From: from},
 		{Key: "receive.message.max.bytes", Value: strconv.Itoa(receive), Client: kafka.ConsumerOnly, From: from},
 		{Key: "compression.codec", Value: compression, Client: kafka.ProducerOnly, From: "KAFKA_PRODUCER_COMPRESSION"},
+		{Key: "queued.max.messages.kbytes", Value: strconv.FormatInt(queued, 10), Client: kafka.ConsumerOnly, From: "KAFKA_MAX_INFLIGHT_BYTES"},
 	}
 }
 

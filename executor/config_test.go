@@ -170,6 +170,8 @@ func TestLoadConfigNamesTheBadSetting(t *testing.T) {
 		{name: "KAFKA_WORKERS too many", env: map[string]string{"KAFKA_WORKERS": "10001"}, wantName: "KAFKA_WORKERS"},
 		{name: "KAFKA_WORKERS not a number", env: map[string]string{"KAFKA_WORKERS": "abc"}, wantName: "KAFKA_WORKERS", wantMsg: "not a whole number"},
 		{name: "KAFKA_WORKERS empty", env: map[string]string{"KAFKA_WORKERS": ""}, wantName: "KAFKA_WORKERS"},
+		{name: "KAFKA_MAX_INFLIGHT_BYTES too small", env: map[string]string{"KAFKA_MAX_INFLIGHT_BYTES": "100"}, wantName: "KAFKA_MAX_INFLIGHT_BYTES", wantMsg: "at least"},
+		{name: "KAFKA_MAX_INFLIGHT_BYTES not a number", env: map[string]string{"KAFKA_MAX_INFLIGHT_BYTES": "1GB"}, wantName: "KAFKA_MAX_INFLIGHT_BYTES"},
 		{name: "KAFKA_AUTO_COMMIT not a bool", env: map[string]string{"KAFKA_AUTO_COMMIT": "maybe"}, wantName: "KAFKA_AUTO_COMMIT", wantMsg: "not true or false"},
 		{name: "KAFKA_AUTO_OFFSET_RESET unknown", env: map[string]string{"KAFKA_AUTO_OFFSET_RESET": "none"}, wantName: "KAFKA_AUTO_OFFSET_RESET"},
 		{name: "MODEL_MAX_ATTEMPTS zero", env: map[string]string{"MODEL_MAX_ATTEMPTS": "0"}, wantName: "MODEL_MAX_ATTEMPTS"},

@@ -19,8 +19,8 @@ func overridesOf(os []kafka.Override) string {
 	return strings.Join(b, "\n")
 }
 
-// TestOneMessageLimitSetsEveryLimit: KAFKA_MESSAGE_MAX_BYTES and KAFKA_PRODUCER_COMPRESSION become the
-// producer's and the consumer's librdkafka limits and codec, before the user's overrides, which replace
+// TestOneMessageLimitSetsEveryLimit: KAFKA_MESSAGE_MAX_BYTES, KAFKA_PRODUCER_COMPRESSION and
+// KAFKA_MAX_INFLIGHT_BYTES become the producer's and the consumer's librdkafka limits, codec and prefetch, before the user's overrides, which replace
 // any of them under any of its names; the graph's node clients get the same limit.
 func TestOneMessageLimitSetsEveryLimit(t *testing.T) {
 	cases := []struct {
@@ -32,21 +32,31 @@ func TestOneMessageLimitSetsEveryLimit(t *testing.T) {
 consumer:max.partition.fetch.bytes=67108864 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:fetch.max.bytes=52428800 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:receive.message.max.bytes=100000000 (KAFKA_MESSAGE_MAX_BYTES)
-producer:compression.codec=lz4 (KAFKA_PRODUCER_COMPRESSION)`},
+producer:compression.codec=lz4 (KAFKA_PRODUCER_COMPRESSION)
+consumer:queued.max.messages.kbytes=16384 (KAFKA_MAX_INFLIGHT_BYTES)`},
 		{"Core 2's 1 GB, zstd", map[string]string{"KAFKA_MESSAGE_MAX_BYTES": "1000000000", "KAFKA_PRODUCER_COMPRESSION": "ZSTD"}, `producer:message.max.bytes=1000000000 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:max.partition.fetch.bytes=1000000000 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:fetch.max.bytes=52428800 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:receive.message.max.bytes=1001048576 (KAFKA_MESSAGE_MAX_BYTES)
-producer:compression.codec=zstd (KAFKA_PRODUCER_COMPRESSION)`},
+producer:compression.codec=zstd (KAFKA_PRODUCER_COMPRESSION)
+consumer:queued.max.messages.kbytes=16384 (KAFKA_MAX_INFLIGHT_BYTES)`},
 		{"a small limit: fetches of at least what librdkafka takes", map[string]string{"KAFKA_MESSAGE_MAX_BYTES": "300000", "KAFKA_PRODUCER_COMPRESSION": "none"}, `producer:message.max.bytes=300000 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:max.partition.fetch.bytes=300000 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:fetch.max.bytes=1000000 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:receive.message.max.bytes=100000000 (KAFKA_MESSAGE_MAX_BYTES)
-producer:compression.codec=none (KAFKA_PRODUCER_COMPRESSION)`},
+producer:compression.codec=none (KAFKA_PRODUCER_COMPRESSION)
+consumer:queued.max.messages.kbytes=16384 (KAFKA_MAX_INFLIGHT_BYTES)`},
+		{"a small in-flight bound: a quarter of it prefetched", map[string]string{"KAFKA_MAX_INFLIGHT_BYTES": "8388608"}, `producer:message.max.bytes=67108864 (KAFKA_MESSAGE_MAX_BYTES)
+consumer:max.partition.fetch.bytes=67108864 (KAFKA_MESSAGE_MAX_BYTES)
+consumer:fetch.max.bytes=52428800 (KAFKA_MESSAGE_MAX_BYTES)
+consumer:receive.message.max.bytes=100000000 (KAFKA_MESSAGE_MAX_BYTES)
+producer:compression.codec=lz4 (KAFKA_PRODUCER_COMPRESSION)
+consumer:queued.max.messages.kbytes=2048 (KAFKA_MAX_INFLIGHT_BYTES)`},
 		{"the user's overrides win, under their aliases too", map[string]string{
 			"KAFKA_CONSUMER_FETCH_MESSAGE_MAX_BYTES": "2000000", "KAFKA_PRODUCER_COMPRESSION_TYPE": "gzip", "KAFKA_PRODUCER_MESSAGE_MAX_BYTES": "5000000",
 		}, `consumer:fetch.max.bytes=52428800 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:receive.message.max.bytes=100000000 (KAFKA_MESSAGE_MAX_BYTES)
+consumer:queued.max.messages.kbytes=16384 (KAFKA_MAX_INFLIGHT_BYTES)
 consumer:fetch.message.max.bytes=2000000 (KAFKA_CONSUMER_FETCH_MESSAGE_MAX_BYTES)
 producer:compression.type=gzip (KAFKA_PRODUCER_COMPRESSION_TYPE)
 producer:message.max.bytes=5000000 (KAFKA_PRODUCER_MESSAGE_MAX_BYTES)`},

@@ -13,22 +13,23 @@ import (
 // metrics are the sidecar's Prometheus series, on a registry of its own so that tests and several
 // pipelines in one process do not collide.
 type metrics struct {
-	reg          *prometheus.Registry
-	consumed     prometheus.Counter
-	produced     *prometheus.CounterVec // kind: answer | error
-	errors       *prometheus.CounterVec // reason
-	retries      prometheus.Counter
-	latency      *prometheus.HistogramVec // outcome: ok | error
-	inFlight     prometheus.Gauge
-	paused       prometheus.Gauge
-	assigned     prometheus.Gauge
-	commits      prometheus.Counter
-	commitErr    prometheus.Counter
-	transactions *prometheus.CounterVec // exactly-once transactions by outcome: committed | aborted
-	stalls       prometheus.Counter     // partitions found assigned, with records waiting, and not read (stall.go)
-	lag          *prometheus.GaugeVec   // partition: records waiting after the last one read (stall.go)
-	e2e          prometheus.Histogram   // record timestamp → its answer or error record delivered
-	ready        *prometheus.GaugeVec   // part: model | broker
+	reg           *prometheus.Registry
+	consumed      prometheus.Counter
+	produced      *prometheus.CounterVec // kind: answer | error
+	errors        *prometheus.CounterVec // reason
+	retries       prometheus.Counter
+	latency       *prometheus.HistogramVec // outcome: ok | error
+	inFlight      prometheus.Gauge
+	inFlightBytes prometheus.Gauge
+	paused        prometheus.Gauge
+	assigned      prometheus.Gauge
+	commits       prometheus.Counter
+	commitErr     prometheus.Counter
+	transactions  *prometheus.CounterVec // exactly-once transactions by outcome: committed | aborted
+	stalls        prometheus.Counter     // partitions found assigned, with records waiting, and not read (stall.go)
+	lag           *prometheus.GaugeVec   // partition: records waiting after the last one read (stall.go)
+	e2e           prometheus.Histogram   // record timestamp → its answer or error record delivered
+	ready         *prometheus.GaugeVec   // part: model | broker
 
 	// Per graph node: its calls (by method and outcome), the records that failed there, its readiness.
 	nodeCalls  *prometheus.HistogramVec // node, method, outcome
@@ -64,6 +65,8 @@ func newMetrics(g *graph.Graph) *metrics {
 			Buckets: callBuckets}, []string{"outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "records_in_flight",
 			Help: "Records consumed and not yet delivered."}),
+		inFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "records_in_flight_bytes",
+			Help: "Bytes of the requests consumed and not yet delivered (bounded by KAFKA_MAX_INFLIGHT_BYTES)."}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_paused",
 			Help: "1 while fetching is paused (records in flight at the limit, model not ready, or shutting down)."}),
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "partitions_assigned",
@@ -102,7 +105,7 @@ func newMetrics(g *graph.Graph) *metrics {
 		rotationRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "security_rotations_refused_total",
 			Help: "Security material changed on disk that was not used: librdkafka or the broker refused it; the current stays."}),
 	}
-	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.paused, m.assigned,
+	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.inFlightBytes, m.paused, m.assigned,
 		m.commits, m.commitErr, m.transactions, m.stalls, m.lag, m.e2e, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused, m.batchSize, m.batchAlone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {

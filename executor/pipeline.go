@@ -62,6 +62,7 @@ type job struct {
 	failures int             // failed deliveries of the error record
 	edge     recordEdge      // its CloudEvent mode and trace spans (edges.go)
 	txn      uint64          // exactly-once: the transaction it was produced in
+	size     int64           // the request's bytes, counted in heldBytes until released
 }
 
 // pipeline is the data path: consume → check → call → produce → commit. Its lifecycle — the goroutines
@@ -75,6 +76,7 @@ type pipeline struct {
 	m           *metrics
 	gate        *gate
 	maxHeld     int64         // records in flight at most: consumed and not finished
+	maxBytes    int64         // bytes of requests in flight at most (KAFKA_MAX_INFLIGHT_BYTES)
 	drainBudget time.Duration // how long a revoke waits for the records in flight on the partitions
 	offsets     *offsetTracker
 	lanes       *lanes
@@ -98,6 +100,7 @@ type pipeline struct {
 
 	// Shared by the goroutines.
 	held       atomic.Int64 // records consumed and not finished
+	heldBytes  atomic.Int64 // the bytes of their requests (values)
 	progress   signal       // notified when a record is released or a delivery report is read
 	brokerUp   atomic.Bool  // written by watchBroker and kafkaError
 	brokerBack signal       // notified when watchBroker sees the broker usable again
@@ -145,6 +148,7 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.
 		lanes:         newLanes(),
 		gate:          gt,
 		maxHeld:       maxHeld,
+		maxBytes:      cfg.MaxInflightBytes,
 		fatal:         make(chan error, 1),
 		resend:        newResender(),
 		closing:       make(chan struct{}),
@@ -170,7 +174,7 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.
 func (p *pipeline) turn(ctx context.Context) {
 	now := time.Now()
 	p.lastPoll.Store(now.UnixNano())
-	if !p.paused && p.held.Load() >= p.maxHeld {
+	if !p.paused && p.full() {
 		p.awaitCapacity(ctx, capacityWait)
 	}
 	p.setPaused(p.wantPause())
@@ -189,13 +193,20 @@ func (p *pipeline) turn(ctx context.Context) {
 // stays slow.
 const capacityWait = time.Second
 
-// awaitCapacity waits until fewer than maxHeld records are held, for at most d.
+// full says whether the records held are at their bound, in records or in bytes. The byte bound is
+// checked before a record is taken, not after: one record is always taken, however large, and the
+// bytes held can pass the bound by at most the last record's.
+func (p *pipeline) full() bool {
+	return p.held.Load() >= p.maxHeld || p.heldBytes.Load() >= p.maxBytes
+}
+
+// awaitCapacity waits until the records held are under their bounds, for at most d.
 func (p *pipeline) awaitCapacity(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		finished := p.progress.wait() // before the check: a release in between still wakes us
-		if p.held.Load() < p.maxHeld {
+		if !p.full() {
 			return
 		}
 		select {
@@ -236,8 +247,11 @@ func (p *pipeline) accept(msg *ckafka.Message) {
 	} else {
 		j.puid = uuid.NewString()
 	}
+	j.size = int64(len(msg.Value))
 	p.held.Add(1)
+	p.heldBytes.Add(j.size)
 	p.m.inFlight.Inc()
+	p.m.inFlightBytes.Add(float64(j.size))
 	p.m.consumed.Inc()
 	p.stall.read(j.part, j.offset, time.Now())
 	if p.txn != nil {
@@ -253,11 +267,11 @@ func (p *pipeline) wantPause() bool {
 	if p.draining.Load() || !p.gate.isOpen() {
 		return true
 	}
-	held := p.held.Load()
 	if p.paused {
-		return held > p.maxHeld/2 // hysteresis: a resume refetches, so do not flap at the bound
+		// Hysteresis: a resume refetches, so do not flap at the bound.
+		return p.held.Load() > p.maxHeld/2 || p.heldBytes.Load() > p.maxBytes/2
 	}
-	return held >= p.maxHeld // still full after awaitCapacity
+	return p.full() // still full after awaitCapacity
 }
 
 func (p *pipeline) setPaused(want bool) {
@@ -624,8 +638,9 @@ func (p *pipeline) deliveries(events <-chan ckafka.Event) {
 func (p *pipeline) undelivered(j *job, err error) (retryIn time.Duration) {
 	p.edges.undelivered(j, err)
 	if j.kind == kindAnswer {
+		// The answer's size says at once whether the topic's max.message.bytes is what refused it.
 		p.fail(j, &protocols.CallError{Reason: protocols.ReasonProduceFailed,
-			Msg: "the answer could not be written to " + p.cfg.OutputTopic, Err: err}, "produce")
+			Msg: fmt.Sprintf("the answer (%d bytes) could not be written to %s", len(j.out.Value), p.cfg.OutputTopic), Err: err}, "produce")
 		return 0
 	}
 	j.failures++
@@ -661,18 +676,20 @@ func (p *pipeline) finish(j *job) {
 	if ts := j.in.Timestamp; !ts.IsZero() {
 		p.m.e2e.Observe(time.Since(ts).Seconds())
 	}
-	p.release()
+	p.release(j)
 }
 
 // abandon drops a record at the end of the shutdown grace: it is not finished and is read again.
 func (p *pipeline) abandon(j *job) {
 	p.edges.abandoned(j)
-	p.release()
+	p.release(j)
 }
 
-func (p *pipeline) release() {
+func (p *pipeline) release(j *job) {
 	p.held.Add(-1)
+	p.heldBytes.Add(-j.size)
 	p.m.inFlight.Dec()
+	p.m.inFlightBytes.Sub(float64(j.size))
 	p.progress.notify()
 }
 

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,11 @@ func TestRecordsTheBrokerRefusesBecomeErrorRecords(t *testing.T) {
 			big := byKey["big-answer"]
 			if got := big.Headers["Seldon-Error-Reason"]; got != "produce_failed" {
 				t.Errorf("big answer: reason %q, want produce_failed (%s)", got, big.Headers["Seldon-Error-Message"])
+			}
+			// The message says how large the answer was and which topic refused it: enough to compare with
+			// the topic's max.message.bytes.
+			if msg := big.Headers["Seldon-Error-Message"]; !regexp.MustCompile(`^the answer \(\d+ bytes\) could not be written to ` + h.out + `: `).MatchString(msg) {
+				t.Errorf("big answer: message %q, want the answer's size and the topic", msg)
 			}
 			if big.Headers["Seldon-Error-Stage"] != "produce" || string(big.Value) != bigAnswer {
 				t.Errorf("big answer: stage %q, value kept %v", big.Headers["Seldon-Error-Stage"], string(big.Value) == bigAnswer)

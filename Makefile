@@ -8,6 +8,7 @@ build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/executor ./cmd/executor
 	go build -o bin/testmodel ./cmd/testmodel
 	go build -o bin/protofile ./cmd/protofile
+	go build -o bin/seldon-kafka ./cmd/seldon-kafka
 	go build -o bin/seldon-keda ./cmd/seldon-keda
 
 test:

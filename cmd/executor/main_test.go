@@ -261,6 +261,7 @@ func TestEveryCommandHasHelpAndRefusesABadFlag(t *testing.T) {
 		helpOnError bool // the usage goes to stderr: stdout carries only testmodel's listening line
 	}{
 		{"../protofile", "protofile", false},
+		{"../seldon-kafka", "seldon-kafka", false},
 		{"../sidecar-bench", "sidecar-bench", false},
 		{"../testmodel", "testmodel", true},
 		{"../../examples/kafkaclient", "kafkaclient", false},

@@ -21,15 +21,9 @@ import (
 	"time"
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/seldon-kafka/sidecar/internal/send"
 	"github.com/seldon-kafka/sidecar/protocols/protofile"
-	// The protocols' types, so that --proto-name can name any request a sidecar takes.
-	_ "github.com/seldon-kafka/sidecar/protocols/seldon/seldonpb"
-	_ "github.com/seldon-kafka/sidecar/protocols/tensorflow/tfpb"
-	_ "github.com/seldon-kafka/sidecar/protocols/v2/v2pb"
 )
 
 func main() {
@@ -59,20 +53,6 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-// props collects repeated -X key=value librdkafka properties (security settings and the like).
-type props map[string]string
-
-func (p props) String() string { return fmt.Sprint(map[string]string(p)) }
-
-func (p props) Set(s string) error {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || strings.TrimSpace(k) == "" {
-		return fmt.Errorf("%q: want key=value", s)
-	}
-	p[strings.TrimSpace(k)] = v
-	return nil
-}
-
 func run(args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("protofile", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // an error is one line, printed by command; the usage only on --help
@@ -83,7 +63,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) err
 	check := fs.Bool("check", true, "refuse to produce unless every message parses as --proto-name")
 	maxMessage := fs.Int("max-message-bytes", protofile.DefaultMaxMessage, "largest message accepted from the file")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for every delivery")
-	extra := props{}
+	extra := send.Props{}
 	fs.Var(extra, "X", "librdkafka property key=value (repeatable), e.g. -X security.protocol=SSL")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: protofile --topic=T [flags] FILE (- or none for stdin)\n")
@@ -117,8 +97,8 @@ func run(args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) err
 		return fmt.Errorf("reading %s: %w", name, err)
 	}
 	if *check {
-		if err := checkAll(*protoName, msgs); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		if err := send.CheckAll(*protoName, msgs); err != nil {
+			return fmt.Errorf("%s: %w (use --check=false to send anyway)", name, err)
 		}
 	}
 	n, err := produce(*broker, *topic, *protoName, *key, extra, msgs, *timeout)
@@ -129,76 +109,18 @@ func run(args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) err
 	return nil
 }
 
-// checkAll parses every message as the named type.
-func checkAll(protoName string, msgs [][]byte) error {
-	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(protoName))
+func produce(broker, topic, protoName, key string, extra send.Props, msgs [][]byte, timeout time.Duration) (int, error) {
+	p, err := send.Producer(broker, "seldon-protofile", extra, timeout)
 	if err != nil {
-		return fmt.Errorf("--proto-name %q is not a known message type (use --check=false to send anyway)", protoName)
-	}
-	for i, b := range msgs {
-		if err := proto.Unmarshal(b, mt.New().Interface()); err != nil {
-			return fmt.Errorf("message %d is not a %s: %w", i, protoName, err)
-		}
-	}
-	return nil
-}
-
-func produce(broker, topic, protoName, key string, extra props, msgs [][]byte, timeout time.Duration) (int, error) {
-	cm := ckafka.ConfigMap{
-		"bootstrap.servers":  broker,
-		"client.id":          "seldon-protofile",
-		"enable.idempotence": true, // in file order, each once
-		"acks":               "all",
-		"linger.ms":          5,
-		"message.timeout.ms": int(timeout.Milliseconds()),
-	}
-	for k, v := range extra {
-		cm[k] = v
-	}
-	p, err := ckafka.NewProducer(&cm)
-	if err != nil {
-		return 0, fmt.Errorf("kafka producer: %w", err)
+		return 0, err
 	}
 	defer p.Close()
-	reports := make(chan ckafka.Event, len(msgs))
+	recs := make([]send.Record, len(msgs))
 	for i, b := range msgs {
-		m := &ckafka.Message{
-			TopicPartition: ckafka.TopicPartition{Topic: &topic, Partition: ckafka.PartitionAny},
-			Value:          b,
-			Headers:        []ckafka.Header{{Key: "proto-name", Value: []byte(protoName)}},
-			Opaque:         i,
-		}
+		recs[i] = send.Record{Value: b, Headers: []ckafka.Header{{Key: "proto-name", Value: []byte(protoName)}}}
 		if key != "" {
-			m.Key = []byte(strings.ReplaceAll(key, "{n}", strconv.Itoa(i)))
-		}
-		for {
-			err := p.Produce(m, reports)
-			var ke ckafka.Error
-			if errors.As(err, &ke) && ke.Code() == ckafka.ErrQueueFull {
-				p.Flush(100)
-				continue
-			}
-			if err != nil {
-				return i, fmt.Errorf("producing message %d: %w", i, err)
-			}
-			break
+			recs[i].Key = []byte(strings.ReplaceAll(key, "{n}", strconv.Itoa(i)))
 		}
 	}
-	deadline := time.After(timeout + 5*time.Second)
-	for done := 0; done < len(msgs); done++ {
-		select {
-		case ev := <-reports:
-			m, ok := ev.(*ckafka.Message)
-			if !ok {
-				done--
-				continue
-			}
-			if m.TopicPartition.Error != nil {
-				return done, fmt.Errorf("delivering message %v to %s: %w", m.Opaque, topic, m.TopicPartition.Error)
-			}
-		case <-deadline:
-			return done, fmt.Errorf("%d of %d messages delivered to %s within %v", done, len(msgs), topic, timeout)
-		}
-	}
-	return len(msgs), nil
+	return send.Produce(p, topic, recs, timeout, nil)
 }

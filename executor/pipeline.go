@@ -318,6 +318,11 @@ func (p *pipeline) assignedList() []ckafka.TopicPartition {
 // bounded time to finish and what finished is committed, so the next owner repeats as little as possible.
 func (p *pipeline) rebalance(c *ckafka.Consumer, ev ckafka.Event) error {
 	cooperative := c.GetRebalanceProtocol() == "COOPERATIVE"
+	// A rebalance drops what librdkafka prefetched for the partitions that move and restarts its
+	// fetches, so the queue may run dry just after it while the partitions that stay still wait their
+	// turn: their quiet starts again, as after a resume (the soak's calibration saw the stall watch
+	// restart a partition that had waited behind others' backlog across two rebalances).
+	p.stall.resumed(time.Now())
 	switch e := ev.(type) {
 	case ckafka.AssignedPartitions:
 		nums := partitionNumbers(e.Partitions)

@@ -122,7 +122,15 @@ func ProducerConfig(s Settings) (*ckafka.ConfigMap, error) {
 		// own: it never holds more than the records in flight (2 × KAFKA_WORKERS).
 		// 0 is no local timeout: an answer is retried until the broker takes it. While the broker is away
 		// records stay in flight, consumption pauses, and nothing is committed past them.
-		"message.timeout.ms":        0,
+		"message.timeout.ms": 0,
+		// A connection to every broker, kept: librdkafka otherwise connects only when it has a request
+		// for a broker (sparse connections). The soak caught a producer, after a broker restart, that
+		// made no connection attempt at all for five minutes — until its periodic metadata refresh
+		// (topic.metadata.refresh.interval.ms) — while its answers waited in its queue (with
+		// message.timeout.ms 0 they wait for ever) and its partitions' consumer was back at work. Kept
+		// connections are retried with reconnect.backoff.ms, so the producer is back with the broker.
+		// Cost: an idle connection to each broker that leads none of the output partitions.
+		"enable.sparse.connections": false,
 		"go.delivery.reports":       true,
 		"go.delivery.report.fields": "none",
 		"go.logs.channel.enable":    true,

@@ -22,34 +22,17 @@ func TestRecordsHeldStayWithinTheBoundBehindASlowModel(t *testing.T) {
 	testkit.Produce(t, h.bootstrap, h.in, records("seldon", n))
 	s := h.start()
 
-	var maxHeld atomic.Int64
-	stop := make(chan struct{})
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			if v, err := readMetric(s, "seldon_kafka_records_in_flight"); err == nil && int64(v) > maxHeld.Load() {
-				maxHeld.Store(int64(v))
-			}
-		}
-	}()
+	peak := samplePeak(s, "seldon_kafka_records_in_flight", 10*time.Millisecond)
 	testkit.Consume(t, h.bootstrap, h.out, n, 120*time.Second)
-	close(stop)
-	sampler.Wait()
+	maxHeld := peak()
 
-	if got := maxHeld.Load(); got > 2*workers || got == 0 {
+	if got := maxHeld; got > 2*workers || got == 0 {
 		t.Errorf("at most %d records held at once; want between 1 and 2 × KAFKA_WORKERS = %d", got, 2*workers)
 	}
 	if mc := h.model.MaxConcurrent(); mc > workers || mc < 2 {
 		t.Errorf("%d model calls at once; want 2..%d", mc, workers)
 	}
-	t.Logf("held at most %d records, %d calls at once", maxHeld.Load(), h.model.MaxConcurrent())
+	t.Logf("held at most %d records, %d calls at once", maxHeld, h.model.MaxConcurrent())
 	h.waitAllCommitted(30 * time.Second)
 }
 
@@ -71,26 +54,11 @@ func TestRequestBytesHeldStayWithinKAFKA_MAX_INFLIGHT_BYTES(t *testing.T) {
 	testkit.Produce(t, h.bootstrap, h.in, recs)
 	s := h.start()
 
-	var maxBytes atomic.Int64
-	stop := make(chan struct{})
-	var sampler sync.WaitGroup
-	sampler.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			if v, err := readMetric(s, "seldon_kafka_records_in_flight_bytes"); err == nil && int64(v) > maxBytes.Load() {
-				maxBytes.Store(int64(v))
-			}
-		}
-	})
+	peak := samplePeak(s, "seldon_kafka_records_in_flight_bytes", 5*time.Millisecond)
 	testkit.Consume(t, h.bootstrap, h.out, n, 120*time.Second)
-	close(stop)
-	sampler.Wait()
+	maxBytes := peak()
 
-	if got := maxBytes.Load(); got > bound+size || got == 0 {
+	if got := maxBytes; got > bound+size || got == 0 {
 		t.Errorf("at most %d bytes of requests held at once; want between 1 and the bound plus one record, %d", got, bound+size)
 	}
 	if mc := h.model.MaxConcurrent(); mc > bound/size+1 || mc < 2 {
@@ -101,6 +69,31 @@ func TestRequestBytesHeldStayWithinKAFKA_MAX_INFLIGHT_BYTES(t *testing.T) {
 	waitFor(t, "seldon_kafka_records_in_flight_bytes back to 0", 30*time.Second, func() bool {
 		return metric(t, s, "seldon_kafka_records_in_flight_bytes") == 0
 	})
-	t.Logf("held at most %d bytes, %d calls at once", maxBytes.Load(), h.model.MaxConcurrent())
+	t.Logf("held at most %d bytes, %d calls at once", maxBytes, h.model.MaxConcurrent())
 	h.waitAllCommitted(30 * time.Second)
+}
+
+// samplePeak reads a gauge of the sidecar every interval until the returned function is called, which
+// returns the highest value seen.
+func samplePeak(s *sidecar, name string, every time.Duration) (stop func() int64) {
+	var peak atomic.Int64
+	quit := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(every):
+			}
+			if v, err := readMetric(s, name); err == nil && int64(v) > peak.Load() {
+				peak.Store(int64(v))
+			}
+		}
+	})
+	return func() int64 {
+		close(quit)
+		sampler.Wait()
+		return peak.Load()
+	}
 }

@@ -601,6 +601,9 @@ const (
 	minFetchBytes = 1000000
 	// minReceiveBytes is librdkafka's default receive.message.max.bytes, kept as a floor.
 	minReceiveBytes = 100000000
+	// partitionFetchBytes is librdkafka's default max.partition.fetch.bytes, kept as the most one
+	// partition brings to a fetch, so that a fetch is shared among the partitions with a backlog.
+	partitionFetchBytes = 1048576
 )
 
 // compressions are the codecs librdkafka's producer offers (compression.codec).
@@ -641,8 +644,12 @@ func (c *Config) loadLimits(env Env) error {
 // messageLimits are the librdkafka properties one message limit and the codec make:
 //   - the producer's message.max.bytes: an answer larger than the limit is refused before it is sent
 //     (a produce_failed error record), as the broker refuses one larger than the topic takes;
-//   - the consumer's max.partition.fetch.bytes: a partition's first record, up to the limit, comes whole
-//     in one fetch;
+//   - the consumer's max.partition.fetch.bytes: the limit, but at most librdkafka's default 1 MiB. A
+//     larger record still comes whole: the broker returns a fetch's first record batch whatever its
+//     size (KIP-74), and librdkafka grows its request for a partition whose next record did not fit.
+//     At the limit itself, one partition's backlog could fill a whole fetch (50 MiB) and the prefetch
+//     queue, and the other partitions would wait for it to drain: the soak saw partitions go more than a
+//     minute without a commit while another caught up;
 //   - fetch.max.bytes: the limit, but at most librdkafka's default, so a backlog of small records does
 //     not arrive a gigabyte at a time when the limit is large (and at least the 1000000 librdkafka takes);
 //   - receive.message.max.bytes: room for the largest fetch response, a record of the limit with its
@@ -653,12 +660,13 @@ func (c *Config) loadLimits(env Env) error {
 //     is that), at least 1 MiB.
 func messageLimits(limit int, compression string, inflight int64) []kafka.Override {
 	fetch := min(max(limit, minFetchBytes), maxFetchBytes)
+	partition := min(limit, partitionFetchBytes)
 	receive := max(minReceiveBytes, max(limit, fetch)+1<<20)
 	queued := min(max(inflight/4/1024, 1024), 16384)
 	from := "KAFKA_MESSAGE_MAX_BYTES"
 	return []kafka.Override{
 		{Key: "message.max.bytes", Value: strconv.Itoa(limit), Client: kafka.ProducerOnly, From: from},
-		{Key: "max.partition.fetch.bytes", Value: strconv.Itoa(limit), Client: kafka.ConsumerOnly, From: from},
+		{Key: "max.partition.fetch.bytes", Value: strconv.Itoa(partition), Client: kafka.ConsumerOnly, From: from},
 		{Key: "fetch.max.bytes", Value: strconv.Itoa(fetch), Client: kafka.ConsumerOnly, From: from},
 		{Key: "receive.message.max.bytes", Value: strconv.Itoa(receive), Client: kafka.ConsumerOnly, From: from},
 		{Key: "compression.codec", Value: compression, Client: kafka.ProducerOnly, From: "KAFKA_PRODUCER_COMPRESSION"},

@@ -145,6 +145,51 @@ func TestA64MBRequestAndAnswerRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRecordsLargerThanAPartitionsShareOfAFetchComeWhole: the consumer asks at most 1 MiB of each
+// partition a fetch (max.partition.fetch.bytes, so that one partition's backlog cannot take a whole
+// fetch); records of 3 MB on each of four partitions still arrive whole and are answered — the first
+// batch of a fetch comes whatever its size, and librdkafka asks more of a partition whose next record
+// did not fit.
+func TestRecordsLargerThanAPartitionsShareOfAFetchComeWhole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 100 MB through the broker")
+	}
+	const size, partitions, each = 3_000_000, 4, 4
+	h := harnessFor(t, "rest", 4_000_000, 4_000_000)
+	h.in = testkit.TopicWithConfig(t, h.bootstrap, partitions, map[string]string{"max.message.bytes": "4000000"})
+	h.env["KAFKA_INPUT_TOPIC"] = h.in
+	model := testkit.StartModelProcess(t, "--host=127.0.0.1", "--model_name=classifier")
+	h.env["ENGINE_PREDICTOR"] = predictorAt(model.HTTPPort, model.GRPCPort, "rest")
+	var reqs []testkit.Record
+	for i := range partitions * each {
+		req := echoRequest(t, "rest", randomText(size))
+		req.Key = []byte(fmt.Sprintf("key-%d", i))
+		reqs = append(reqs, req)
+	}
+	testkit.Produce(t, h.bootstrap, h.in, reqs)
+	for p, end := range testkit.EndOffsets(t, h.bootstrap, h.in) {
+		if end == 0 {
+			t.Fatalf("partition %d holds no record: the test needs big records on every partition", p)
+		}
+	}
+	h.start()
+	got := testkit.Consume(t, h.bootstrap, h.out, len(reqs), 3*time.Minute)
+	keys := map[string]bool{}
+	for _, r := range got {
+		if reason := r.Headers["Seldon-Error-Reason"]; reason != "" {
+			t.Fatalf("error record for %s: %s: %s", r.Key, reason, r.Headers["Seldon-Error-Message"])
+		}
+		if len(r.Value) < size {
+			t.Errorf("the answer for %s is %d bytes, less than its %d-byte request", r.Key, len(r.Value), size)
+		}
+		keys[string(r.Key)] = true
+	}
+	if len(keys) != len(reqs) {
+		t.Errorf("%d distinct requests answered, want %d", len(keys), len(reqs))
+	}
+	h.waitAllCommitted(60 * time.Second)
+}
+
 // predictorAt is the ENGINE_PREDICTOR of a one-model graph at a model process's ports.
 func predictorAt(httpPort, grpcPort int, transport string) string {
 	typ := map[string]string{"rest": "REST", "grpc": "GRPC"}[transport]

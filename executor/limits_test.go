@@ -29,13 +29,13 @@ func TestOneMessageLimitSetsEveryLimit(t *testing.T) {
 		want string
 	}{
 		{"the defaults: 64 MiB, lz4", nil, `producer:message.max.bytes=67108864 (KAFKA_MESSAGE_MAX_BYTES)
-consumer:max.partition.fetch.bytes=67108864 (KAFKA_MESSAGE_MAX_BYTES)
+consumer:max.partition.fetch.bytes=1048576 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:fetch.max.bytes=52428800 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:receive.message.max.bytes=100000000 (KAFKA_MESSAGE_MAX_BYTES)
 producer:compression.codec=lz4 (KAFKA_PRODUCER_COMPRESSION)
 consumer:queued.max.messages.kbytes=16384 (KAFKA_MAX_INFLIGHT_BYTES)`},
 		{"Core 2's 1 GB, zstd", map[string]string{"KAFKA_MESSAGE_MAX_BYTES": "1000000000", "KAFKA_PRODUCER_COMPRESSION": "ZSTD"}, `producer:message.max.bytes=1000000000 (KAFKA_MESSAGE_MAX_BYTES)
-consumer:max.partition.fetch.bytes=1000000000 (KAFKA_MESSAGE_MAX_BYTES)
+consumer:max.partition.fetch.bytes=1048576 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:fetch.max.bytes=52428800 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:receive.message.max.bytes=1001048576 (KAFKA_MESSAGE_MAX_BYTES)
 producer:compression.codec=zstd (KAFKA_PRODUCER_COMPRESSION)
@@ -47,7 +47,7 @@ consumer:receive.message.max.bytes=100000000 (KAFKA_MESSAGE_MAX_BYTES)
 producer:compression.codec=none (KAFKA_PRODUCER_COMPRESSION)
 consumer:queued.max.messages.kbytes=16384 (KAFKA_MAX_INFLIGHT_BYTES)`},
 		{"a small in-flight bound: a quarter of it prefetched", map[string]string{"KAFKA_MAX_INFLIGHT_BYTES": "8388608"}, `producer:message.max.bytes=67108864 (KAFKA_MESSAGE_MAX_BYTES)
-consumer:max.partition.fetch.bytes=67108864 (KAFKA_MESSAGE_MAX_BYTES)
+consumer:max.partition.fetch.bytes=1048576 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:fetch.max.bytes=52428800 (KAFKA_MESSAGE_MAX_BYTES)
 consumer:receive.message.max.bytes=100000000 (KAFKA_MESSAGE_MAX_BYTES)
 producer:compression.codec=lz4 (KAFKA_PRODUCER_COMPRESSION)

@@ -85,7 +85,14 @@ readonly SEC_DIR="${STATE_DIR}/security"
 readonly KEEP_DATA="${KAFKA_KEEP_DATA:-}"
 readonly START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 readonly STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
-readonly JVM_OPTS="${KAFKA_JVM_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
+# The tests move 64 MB records. The JDK reads a socket into a heap buffer through a temporary direct
+# buffer as large as the read, and keeps it cached in the reading thread for the next read: with a few
+# network threads each keeping 64 MB, the direct memory (by default as large as -Xmx, 512 MB) ran out
+# and the broker stopped answering ("Cannot reserve 64000331 bytes of direct buffer memory"). Freeing
+# them after use instead (jdk.nio.maxCachedBufferSize) allocates and zeroes 64 MB at every read of a
+# large request, which slowed writes so much that producing 1 GB timed out. So the cap is raised:
+# reserved, not used, until the buffers exist.
+readonly JVM_OPTS="${KAFKA_JVM_OPTS:--Xms256m -Xmx512m -XX:MaxDirectMemorySize=2g -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
 # How often start retries with new ports when one was taken in the meantime.
 readonly START_ATTEMPTS=3
 

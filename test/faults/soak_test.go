@@ -82,8 +82,8 @@ func TestSoak(t *testing.T) {
 	time.Sleep(time.Until(end))
 	r.feed.stop()
 	samples.stop()
-	res := r.finish(expect{}, fmt.Sprintf("%v at %d/s, %d faults", *soakFlag, rate, count))
-	judgeFlat(t, samples.list(), *soakFlag, res.line())
+	r.finish(expect{}, fmt.Sprintf("%v at %d/s, %d faults", *soakFlag, rate, count))
+	judgeFlat(t, samples.list(), *soakFlag)
 }
 
 // maxThroughput is the rate, in requests per second, at which two replicas drain a backlog: from the
@@ -202,7 +202,7 @@ func readMetrics(addr string) (metricSample, bool) {
 }
 
 // judgeFlat applies TestSoak's criterion to the anchor replica's samples and prints the figures.
-func judgeFlat(t *testing.T, samples []metricSample, d time.Duration, line string) {
+func judgeFlat(t *testing.T, samples []metricSample, d time.Duration) {
 	t.Helper()
 	if len(samples) < 10 {
 		t.Fatalf("only %d /metrics samples of the replica that lived through the soak", len(samples))
@@ -228,8 +228,8 @@ func judgeFlat(t *testing.T, samples []metricSample, d time.Duration, line strin
 	rss := func(s metricSample) float64 { return s.rss }
 	goroutines := func(s metricSample) float64 { return s.goroutines }
 	const mib = 1 << 20
-	fmt.Printf("%s\nsoak replica: RSS peak %.1f MiB (first half) → %.1f MiB (second half), %.1f → %.1f MiB at the ends; goroutines at most %.0f → %.0f; %d samples\n",
-		line, peak(first, rss)/mib, peak(second, rss)/mib, kept[0].rss/mib, kept[len(kept)-1].rss/mib,
+	fmt.Printf("soak replica: RSS peak %.1f MiB (first half) → %.1f MiB (second half), %.1f → %.1f MiB at the ends; goroutines at most %.0f → %.0f; %d samples\n",
+		peak(first, rss)/mib, peak(second, rss)/mib, kept[0].rss/mib, kept[len(kept)-1].rss/mib,
 		peak(first, goroutines), peak(second, goroutines), len(samples))
 	if peak(second, rss) > 1.25*peak(first, rss) {
 		t.Errorf("resident memory grew: at most %.1f MiB over the first half, %.1f MiB over the second", peak(first, rss)/mib, peak(second, rss)/mib)

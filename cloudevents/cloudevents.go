@@ -286,6 +286,23 @@ func (p Producer) write(m Mode, typ, id string, now time.Time, contentType strin
 	return value, append(hs, ckafka.Header{Key: HeaderContentType, Value: []byte(StructuredContentType)}), nil
 }
 
+// WithoutData is a structured event, value, with its data and datacontenttype left out and its other
+// attributes kept: what an error record becomes when the topic refuses it for its size, so that it is
+// still a CloudEvent, only without the request it carried.
+func WithoutData(value []byte) ([]byte, error) {
+	ev := event.New()
+	if err := event.ReadJson(&ev, bytes.NewReader(value)); err != nil {
+		return nil, fmt.Errorf("not an event in the JSON format: %s", describe(err))
+	}
+	ev.DataEncoded, ev.DataBase64 = nil, false
+	ev.SetDataContentType("")
+	out, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("writing the event without its data: %w", err)
+	}
+	return out, nil
+}
+
 // embedsJSON says whether the JSON event format writes data of this content type as JSON: the media
 // types the format (and the SDK reading it back) treats as JSON, and none at all.
 func embedsJSON(contentType string) bool {

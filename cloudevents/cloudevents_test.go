@@ -285,3 +285,37 @@ func TestAnErrorRecordKeepsTheRequestAndItsOwnAttributesUnderOtherNames(t *testi
 		})
 	}
 }
+
+// An error event resent without the request it carried (the topic refused it for its size) is still a
+// valid event, with every attribute but its data and datacontenttype.
+func TestAnErrorEventWithoutItsDataKeepsItsAttributes(t *testing.T) {
+	for _, data := range []string{`{"x":1}`, `not JSON`} {
+		t.Run(data, func(t *testing.T) {
+			full, hs, err := producer.Error(Structured, "puid-9", now, []byte(data), hdrs("content-type", "application/cloudevents+json", "ce_traceparent", "t"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			value, err := WithoutData(full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := Read(hs, value)
+			if err != nil || in.Mode != Structured {
+				t.Fatalf("not a structured event (%v): %s", err, value)
+			}
+			if d, ct := in.Data(); len(d) != 0 || ct != "" {
+				t.Errorf("data %q, datacontenttype %q; want neither", d, ct)
+			}
+			ev := in.Event
+			if ev.ID() != "puid-9" || ev.Type() != "seldon.iris.ns1.error" || ev.Source() != "seldon.iris.ns1" || !ev.Time().Equal(now) {
+				t.Errorf("attributes not kept: %s", ev)
+			}
+			if len(value) >= len(full) {
+				t.Errorf("%d bytes without the data, %d with it", len(value), len(full))
+			}
+		})
+	}
+	if _, err := WithoutData([]byte(`{"spec`)); err == nil {
+		t.Error("a value that is no event was taken")
+	}
+}

@@ -201,6 +201,20 @@ func (e *edges) undelivered(j *job, err error) {
 	}
 }
 
+// withoutValue is the value of an error record resent without the request it carried, because the
+// topic refused it for its size: nothing, or in structured mode the error event without its data, so
+// that the record is still a CloudEvent.
+func (e *edges) withoutValue(j *job) []byte {
+	if e == nil || j.edge.mode != cloudevents.Structured {
+		return nil
+	}
+	v, err := cloudevents.WithoutData(j.out.Value)
+	if err != nil {
+		return nil // the sidecar wrote the event: cannot fail, and nothing is better than a broken one
+	}
+	return v
+}
+
 // abandoned ends the spans of a record left unanswered at shutdown: it is read again after a restart.
 func (e *edges) abandoned(j *job) {
 	errAbandoned := errors.New("abandoned at shutdown: read again after a restart")

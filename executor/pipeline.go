@@ -638,7 +638,8 @@ func (p *pipeline) deliveries(events <-chan ckafka.Event) {
 
 // undelivered handles, on the resender's goroutine, an answer or error record the broker would not take.
 // An answer becomes an error record at once; an error record is sent again — at once without its value
-// when the value is what is too large, otherwise after a backoff, returned as retryIn. The record stays
+// (in structured CloudEvents mode, as the event without its data) when the value is what is too large,
+// otherwise after a backoff, returned as retryIn. The record stays
 // unfinished, so nothing is committed past it, until something is delivered.
 func (p *pipeline) undelivered(j *job, err error) (retryIn time.Duration) {
 	p.edges.undelivered(j, err)
@@ -650,8 +651,8 @@ func (p *pipeline) undelivered(j *job, err error) (retryIn time.Duration) {
 	}
 	j.failures++
 	var ke ckafka.Error
-	if errors.As(err, &ke) && ke.Code() == ckafka.ErrMsgSizeTooLarge && j.out.Value != nil {
-		j.out.Value = nil
+	if _, omitted := kafka.Header(j.out.Headers, HeaderValueOmitted); errors.As(err, &ke) && ke.Code() == ckafka.ErrMsgSizeTooLarge && !omitted {
+		j.out.Value = p.edges.withoutValue(j)
 		j.out.Headers = append(j.out.Headers, ckafka.Header{Key: HeaderValueOmitted, Value: []byte("too large: " + ke.Error())})
 		p.produce(j)
 		return 0

@@ -7,12 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seldon-kafka/sidecar/cloudevents"
 	"github.com/seldon-kafka/sidecar/internal/testkit"
 )
 
 // An answer the broker refuses (here: larger than the output topic takes) is not lost: it becomes an
 // error record, and the offset is committed only once that is delivered. An error record the broker
-// refuses for its size is sent again without the original value, saying so. Exactly once, each refusal
+// refuses for its size is sent again without the original value, saying so (a structured CloudEvent
+// without its data). Exactly once, each refusal
 // aborts the transaction it was in; the records are served again, the refusal handled as at least once
 // handles it, and a read_committed reader sees each outcome once.
 func TestRecordsTheBrokerRefusesBecomeErrorRecords(t *testing.T) {
@@ -40,10 +42,14 @@ func TestRecordsTheBrokerRefusesBecomeErrorRecords(t *testing.T) {
 			}
 			bigAnswer := `{"data":{"ndarray":[` + strings.Join(rows, ",") + `]}}` // 40 rows: the answer is well over 300 bytes
 			hugePoison := strings.Repeat("x", 5000)                               // not JSON, and too big for the error topic
+			// A structured CloudEvent whose data is no seldon request: its error event holds the request
+			// event, too big for the error topic.
+			hugeEvent := `{"specversion":"1.0","id":"e1","source":"/test","type":"t","datacontenttype":"application/json","data":"` + hugePoison + `"}`
 			testkit.Produce(t, h.bootstrap, h.in, []testkit.Record{
 				{Key: []byte("small"), Value: []byte(`{"data":{"ndarray":[[1,2]]}}`)},
 				{Key: []byte("big-answer"), Value: []byte(bigAnswer)},
 				{Key: []byte("huge-poison"), Value: []byte(hugePoison)},
+				{Key: []byte("huge-event"), Value: []byte(hugeEvent), Headers: map[string]string{"content-type": "application/cloudevents+json"}},
 			})
 			h.waitAllCommitted(60 * time.Second)
 
@@ -56,8 +62,8 @@ func TestRecordsTheBrokerRefusesBecomeErrorRecords(t *testing.T) {
 			for _, e := range errs {
 				byKey[string(e.Key)] = e
 			}
-			if len(errs) != 2 || len(byKey) != 2 {
-				t.Fatalf("%d error records for %d keys, want one for each of big-answer and huge-poison", len(errs), len(byKey))
+			if len(errs) != 3 || len(byKey) != 3 {
+				t.Fatalf("%d error records for %d keys, want one for each of big-answer, huge-poison and huge-event", len(errs), len(byKey))
 			}
 			big := byKey["big-answer"]
 			if got := big.Headers["Seldon-Error-Reason"]; got != "produce_failed" {
@@ -78,6 +84,17 @@ func TestRecordsTheBrokerRefusesBecomeErrorRecords(t *testing.T) {
 			if len(huge.Value) != 0 || huge.Headers["Seldon-Error-Value-Omitted"] == "" {
 				t.Errorf("huge poison: value of %d bytes, omitted header %q; want the value left out and said so",
 					len(huge.Value), huge.Headers["Seldon-Error-Value-Omitted"])
+			}
+			// In structured mode the error record resent without the request is still a CloudEvent.
+			ev := byKey["huge-event"]
+			if got := ev.Headers["Seldon-Error-Reason"]; got != "invalid_request" || ev.Headers["Seldon-Error-Value-Omitted"] == "" {
+				t.Errorf("huge event: reason %q, omitted header %q; want invalid_request, the request left out and said so",
+					got, ev.Headers["Seldon-Error-Value-Omitted"])
+			}
+			if in, err := cloudevents.Read(ev.RawHeaders, ev.Value); err != nil || in.Mode != cloudevents.Structured {
+				t.Errorf("huge event: the error record is not a structured CloudEvent (%v): %s", err, ev.Value)
+			} else if d, _ := in.Data(); len(d) != 0 || in.Event.Type() == "" {
+				t.Errorf("huge event: error event %s still carries %d bytes of data", in.Event, len(d))
 			}
 			if mode == "exactly once" {
 				if aborted := metric(t, s, `seldon_kafka_transactions_total{outcome="aborted"}`); aborted < 1 {

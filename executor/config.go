@@ -107,8 +107,8 @@ type Env struct {
 	// before it existed; Seldon Core 2's default is 1000000000.
 	MessageMaxBytes int `envconfig:"KAFKA_MESSAGE_MAX_BYTES" default:"67108864"`
 	// MaxInflightBytes bounds the requests held — consumed and not finished — in bytes, beside the
-	// 2 × KAFKA_WORKERS bound in records. 256 MiB: no bound at all for records of a few KiB, four 64 MiB
-	// requests at once.
+	// bounds in records (2 × KAFKA_WORKERS not yet answered, and those awaiting delivery). 256 MiB: no
+	// bound at all for records of a few KiB, four 64 MiB requests at once.
 	MaxInflightBytes int64 `envconfig:"KAFKA_MAX_INFLIGHT_BYTES" default:"268435456"`
 	// Compression is the producer's codec for answers and error records.
 	Compression string `envconfig:"KAFKA_PRODUCER_COMPRESSION" default:"lz4"`

@@ -13,3 +13,7 @@ func SetAssignHook(e *Executor, f func(*ckafka.Consumer, []ckafka.TopicPartition
 func SetCommitHook(e *Executor, f func()) {
 	e.p.commitHook = f
 }
+
+// AwaitingDelivery is how many answered records may wait for their delivery report beyond the
+// unanswered bound.
+const AwaitingDelivery = awaitingDelivery

@@ -21,6 +21,7 @@ type metrics struct {
 	latency       *prometheus.HistogramVec // outcome: ok | error
 	inFlight      prometheus.Gauge
 	inFlightBytes prometheus.Gauge
+	unanswered    prometheus.Gauge
 	paused        prometheus.Gauge
 	assigned      prometheus.Gauge
 	commits       prometheus.Counter
@@ -67,6 +68,8 @@ func newMetrics(g *graph.Graph) *metrics {
 			Help: "Records consumed and not yet delivered."}),
 		inFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "records_in_flight_bytes",
 			Help: "Bytes of the requests consumed and not yet delivered (bounded by KAFKA_MAX_INFLIGHT_BYTES)."}),
+		unanswered: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "records_unanswered",
+			Help: "Records consumed whose answer or error record is not made yet: queued for or at the model (bounded by 2 × KAFKA_WORKERS)."}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_paused",
 			Help: "1 while fetching is paused (records in flight at the limit, model not ready, or shutting down)."}),
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "partitions_assigned",
@@ -105,7 +108,7 @@ func newMetrics(g *graph.Graph) *metrics {
 		rotationRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "security_rotations_refused_total",
 			Help: "Security material changed on disk that was not used: librdkafka or the broker refused it; the current stays."}),
 	}
-	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.inFlightBytes, m.paused, m.assigned,
+	m.reg.MustRegister(m.consumed, m.produced, m.errors, m.retries, m.latency, m.inFlight, m.inFlightBytes, m.unanswered, m.paused, m.assigned,
 		m.commits, m.commitErr, m.transactions, m.stalls, m.lag, m.e2e, m.ready, m.nodeCalls, m.nodeErrors, m.nodeReady, m.api, m.rotationRefused, m.batchSize, m.batchAlone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"answer", "error"} {

@@ -63,6 +63,7 @@ type job struct {
 	edge     recordEdge      // its CloudEvent mode and trace spans (edges.go)
 	txn      uint64          // exactly-once: the transaction it was produced in
 	size     int64           // the request's bytes, counted in heldBytes until released
+	answered bool            // its answer or error record is made: no longer counted in unanswered
 }
 
 // pipeline is the data path: consume → check → call → produce → commit. Its lifecycle — the goroutines
@@ -70,20 +71,21 @@ type job struct {
 // from top to bottom.
 type pipeline struct {
 	// Set by newPipeline, read-only after.
-	cfg         Config
-	log         *slog.Logger
-	graph       graphWalker
-	m           *metrics
-	gate        *gate
-	maxHeld     int64         // records in flight at most: consumed and not finished
-	maxBytes    int64         // bytes of requests in flight at most (KAFKA_MAX_INFLIGHT_BYTES)
-	drainBudget time.Duration // how long a revoke waits for the records in flight on the partitions
-	offsets     *offsetTracker
-	lanes       *lanes
-	fatal       chan error    // a fatal librdkafka error, for the poll loop to stop on
-	resend      *resender     // records the broker refused, handed from the delivery goroutine to the resender
-	txn         *transactions // exactly-once (txn.go); nil at least once
-	edges       *edges        // CloudEvents and trace context on what comes in and goes out (edges.go)
+	cfg           Config
+	log           *slog.Logger
+	graph         graphWalker
+	m             *metrics
+	gate          *gate
+	maxUnanswered int64         // records consumed and not yet answered at most: 2 × KAFKA_WORKERS
+	maxHeld       int64         // records in flight at most: consumed and not finished
+	maxBytes      int64         // bytes of requests in flight at most (KAFKA_MAX_INFLIGHT_BYTES)
+	drainBudget   time.Duration // how long a revoke waits for the records in flight on the partitions
+	offsets       *offsetTracker
+	lanes         *lanes
+	fatal         chan error    // a fatal librdkafka error, for the poll loop to stop on
+	resend        *resender     // records the broker refused, handed from the delivery goroutine to the resender
+	txn           *transactions // exactly-once (txn.go); nil at least once
+	edges         *edges        // CloudEvents and trace context on what comes in and goes out (edges.go)
 
 	// schemas is the Schema Registry wire format at the edges of serve (schemas.go); nil when off.
 	schemas *registry.Codec
@@ -100,6 +102,7 @@ type pipeline struct {
 
 	// Shared by the goroutines.
 	held       atomic.Int64 // records consumed and not finished
+	unanswered atomic.Int64 // of those, the ones whose answer or error record is not made yet
 	heldBytes  atomic.Int64 // the bytes of their requests (values)
 	progress   signal       // notified when a record is released or a delivery report is read
 	brokerUp   atomic.Bool  // written by watchBroker and kafkaError
@@ -132,10 +135,7 @@ type pipeline struct {
 }
 
 func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.Producer, g graphWalker, gt *gate, m *metrics) *pipeline {
-	maxHeld := int64(2 * cfg.Workers)
-	if maxHeld < 2 {
-		maxHeld = 2
-	}
+	maxUnanswered := int64(max(2*cfg.Workers, 2))
 	drain := cfg.ShutdownGrace
 	if drain > 10*time.Second {
 		drain = 10 * time.Second
@@ -147,7 +147,8 @@ func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.
 		offsets:       newOffsetTracker(),
 		lanes:         newLanes(),
 		gate:          gt,
-		maxHeld:       maxHeld,
+		maxUnanswered: maxUnanswered,
+		maxHeld:       maxUnanswered + awaitingDelivery,
 		maxBytes:      cfg.MaxInflightBytes,
 		fatal:         make(chan error, 1),
 		resend:        newResender(),
@@ -193,11 +194,20 @@ func (p *pipeline) turn(ctx context.Context) {
 // stays slow.
 const capacityWait = time.Second
 
-// full says whether the records held are at their bound, in records or in bytes. The byte bound is
-// checked before a record is taken, not after: one record is always taken, however large, and the
-// bytes held can pass the bound by at most the last record's.
+// awaitingDelivery is how many records whose answer is made may wait for its delivery report, beyond the
+// 2 × KAFKA_WORKERS not yet answered. An answer waits in the producer for up to linger.ms (20 ms) for
+// others to share its request, then for the broker's acknowledgement, so at a few thousand records a
+// second some hundreds wait at once. Counted against 2 × KAFKA_WORKERS, they stopped fetching while
+// the model had nothing to do: 64 records held over a ~25 ms produce round trip capped a backlog at
+// ~2 500 records/s, batched or not. Bounded all the same, so that a broker that stops acknowledging
+// stops fetching too (the bytes are bounded by KAFKA_MAX_INFLIGHT_BYTES either way).
+const awaitingDelivery = 1024
+
+// full says whether the records held are at their bound: records not yet answered, records not
+// finished, or bytes. The byte bound is checked before a record is taken, not after: one record is
+// always taken, however large, and the bytes held can pass the bound by at most the last record's.
 func (p *pipeline) full() bool {
-	return p.held.Load() >= p.maxHeld || p.heldBytes.Load() >= p.maxBytes
+	return p.unanswered.Load() >= p.maxUnanswered || p.held.Load() >= p.maxHeld || p.heldBytes.Load() >= p.maxBytes
 }
 
 // awaitCapacity waits until the records held are under their bounds, for at most d.
@@ -249,8 +259,10 @@ func (p *pipeline) accept(msg *ckafka.Message) {
 	}
 	j.size = int64(len(msg.Value))
 	p.held.Add(1)
+	p.unanswered.Add(1)
 	p.heldBytes.Add(j.size)
 	p.m.inFlight.Inc()
+	p.m.unanswered.Inc()
 	p.m.inFlightBytes.Add(float64(j.size))
 	p.m.consumed.Inc()
 	p.stall.read(j.part, j.offset, time.Now())
@@ -269,7 +281,7 @@ func (p *pipeline) wantPause() bool {
 	}
 	if p.paused {
 		// Hysteresis: a resume refetches, so do not flap at the bound.
-		return p.held.Load() > p.maxHeld/2 || p.heldBytes.Load() > p.maxBytes/2
+		return p.unanswered.Load() > p.maxUnanswered/2 || p.held.Load() > p.maxHeld/2 || p.heldBytes.Load() > p.maxBytes/2
 	}
 	return p.full() // still full after awaitCapacity
 }
@@ -566,6 +578,13 @@ func (p *pipeline) fail(j *job, err error, stage string) {
 // produce sends j.out; a refusal goes to the resender, as a failed delivery does. Exactly once, the
 // transaction takes it, to produce it in its partition's order.
 func (p *pipeline) produce(j *job) {
+	if !j.answered {
+		// It no longer waits for the model, only for its delivery report: room for another record.
+		j.answered = true
+		p.unanswered.Add(-1)
+		p.m.unanswered.Dec()
+		p.progress.notify()
+	}
 	if p.txn != nil {
 		p.txn.produce(j)
 		return
@@ -692,6 +711,10 @@ func (p *pipeline) abandon(j *job) {
 }
 
 func (p *pipeline) release(j *job) {
+	if !j.answered {
+		p.unanswered.Add(-1)
+		p.m.unanswered.Dec()
+	}
 	p.held.Add(-1)
 	p.heldBytes.Add(-j.size)
 	p.m.inFlight.Dec()

@@ -82,7 +82,7 @@ func ConsumerConfig(s Settings) (*ckafka.ConfigMap, error) {
 		"fetch.min.bytes":   65536,
 		"fetch.wait.max.ms": 25,
 		// Bounds the bytes prefetched for the whole consumer, so memory does not grow with the backlog:
-		// 16 MiB is some 16 000 records of 1 KiB, far more than the 2 × KAFKA_WORKERS in flight, and 250 of
+		// 16 MiB is some 16 000 records of 1 KiB, far more than the records in flight, and 250 of
 		// 60 KiB. Cost: with records larger than 16 MiB / fetch, fetching is record by record.
 		"queued.max.messages.kbytes": 16384,
 		"go.logs.channel.enable":     true,
@@ -118,8 +118,9 @@ func ProducerConfig(s Settings) (*ckafka.ConfigMap, error) {
 		// gathered in linger.ms; the bound that matters is the broker's max.message.bytes (README, "Error
 		// records"). The codec comes from KAFKA_PRODUCER_COMPRESSION (executor/config.go, lz4 by default,
 		// 4× fewer bytes on a CIFAR10 answer): lz4 cost about 10% more CPU per 1 KiB JSON answer in the
-		// sidecar than none, which KAFKA_PRODUCER_COMPRESSION=none buys back. The producer's queue needs no bound of its
-		// own: it never holds more than the records in flight (2 × KAFKA_WORKERS).
+		// sidecar than none, which KAFKA_PRODUCER_COMPRESSION=none buys back. The producer's queue needs
+		// no bound of its own: it never holds more than the records in flight (2 × KAFKA_WORKERS not yet
+		// answered and 1 024 awaiting delivery, executor/pipeline.go).
 		// 0 is no local timeout: an answer is retried until the broker takes it. While the broker is away
 		// records stay in flight, consumption pauses, and nothing is committed past them.
 		"message.timeout.ms": 0,

@@ -23,10 +23,7 @@ func TestRecordsHeldStayWithinTheBoundBehindASlowModel(t *testing.T) {
 	testkit.Produce(t, h.bootstrap, h.in, records("seldon", n))
 	s := h.start()
 
-	unanswered := samplePeak(s, "seldon_kafka_records_unanswered", 10*time.Millisecond)
-	held := samplePeak(s, "seldon_kafka_records_in_flight", 10*time.Millisecond)
-	testkit.Consume(t, h.bootstrap, h.out, n, 120*time.Second)
-	maxUnanswered, maxHeld := unanswered(), held()
+	maxUnanswered, maxHeld := recordPeaks(h, s, n, 10*time.Millisecond)
 
 	if got := maxUnanswered; got > 2*workers || got == 0 {
 		t.Errorf("at most %d records not yet answered at once; want between 1 and 2 × KAFKA_WORKERS = %d", got, 2*workers)
@@ -55,10 +52,7 @@ func TestAnswersAwaitingDeliveryDoNotHoldBackFetching(t *testing.T) {
 	testkit.Produce(t, h.bootstrap, h.in, records("seldon", n))
 	s := h.start()
 
-	unanswered := samplePeak(s, "seldon_kafka_records_unanswered", 5*time.Millisecond)
-	held := samplePeak(s, "seldon_kafka_records_in_flight", 5*time.Millisecond)
-	testkit.Consume(t, h.bootstrap, h.out, n, 120*time.Second)
-	maxUnanswered, maxHeld := unanswered(), held()
+	maxUnanswered, maxHeld := recordPeaks(h, s, n, 5*time.Millisecond)
 
 	if maxUnanswered > 2*workers || maxUnanswered == 0 {
 		t.Errorf("at most %d records not yet answered at once; want between 1 and 2 × KAFKA_WORKERS = %d", maxUnanswered, 2*workers)
@@ -105,6 +99,16 @@ func TestRequestBytesHeldStayWithinKAFKA_MAX_INFLIGHT_BYTES(t *testing.T) {
 	})
 	t.Logf("held at most %d bytes, %d calls at once", maxBytes, h.model.MaxConcurrent())
 	h.waitAllCommitted(30 * time.Second)
+}
+
+// recordPeaks reads the records not yet answered and the records held, every interval, until n answers
+// are on the output topic, and returns the highest of each.
+func recordPeaks(h *harness, s *sidecar, n int, every time.Duration) (unanswered, held int64) {
+	h.t.Helper()
+	stopUnanswered := samplePeak(s, "seldon_kafka_records_unanswered", every)
+	stopHeld := samplePeak(s, "seldon_kafka_records_in_flight", every)
+	testkit.Consume(h.t, h.bootstrap, h.out, n, 120*time.Second)
+	return stopUnanswered(), stopHeld()
 }
 
 // samplePeak reads a gauge of the sidecar every interval until the returned function is called, which

@@ -578,12 +578,8 @@ func (p *pipeline) fail(j *job, err error, stage string) {
 // produce sends j.out; a refusal goes to the resender, as a failed delivery does. Exactly once, the
 // transaction takes it, to produce it in its partition's order.
 func (p *pipeline) produce(j *job) {
-	if !j.answered {
-		// It no longer waits for the model, only for its delivery report: room for another record.
-		j.answered = true
-		p.unanswered.Add(-1)
-		p.m.unanswered.Dec()
-		p.progress.notify()
+	if p.answered(j) {
+		p.progress.notify() // it no longer waits for the model, only for its delivery report: room for another record
 	}
 	if p.txn != nil {
 		p.txn.produce(j)
@@ -710,11 +706,20 @@ func (p *pipeline) abandon(j *job) {
 	p.release(j)
 }
 
-func (p *pipeline) release(j *job) {
-	if !j.answered {
-		p.unanswered.Add(-1)
-		p.m.unanswered.Dec()
+// answered takes a record out of the unanswered count, once: when its answer or error record is first
+// produced, or when it is released without one. It says whether this call did.
+func (p *pipeline) answered(j *job) bool {
+	if j.answered {
+		return false
 	}
+	j.answered = true
+	p.unanswered.Add(-1)
+	p.m.unanswered.Dec()
+	return true
+}
+
+func (p *pipeline) release(j *job) {
+	p.answered(j)
 	p.held.Add(-1)
 	p.heldBytes.Add(-j.size)
 	p.m.inFlight.Dec()

@@ -375,7 +375,7 @@ func TestSIGKILLMidStreamWithAGraphLosesNothing(t *testing.T) {
 
 func TestSIGKILLMidBatchAndRestartLosesNothing(t *testing.T) {
 	const n = 3000
-	s := newStream(t, n, 2*time.Millisecond)
+	s := newStream(t, n, 20*time.Millisecond) // slow enough that the kill comes mid-stream: batched, the sidecar drains 3000 in under a second at 2 ms
 	s.env["MODEL_BATCH_SIZE"] = "8"
 	s.env["MODEL_BATCH_WAIT"] = "20ms"
 	sigkillLosesNothing(t, s, n)

@@ -208,7 +208,7 @@ func (c *Client) post(ctx context.Context, path string, req *protocols.Request) 
 	hreq.SetBodyRaw(req.Body) // sent from the record's own bytes, not copied
 
 	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
+	defer releaseResponse(resp)
 	err := c.transport.roundTrip(ctx, c.addr, deadline, hreq, resp, int(c.opts.MaxResponseBytes))
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -228,8 +228,30 @@ func (c *Client) post(ctx context.Context, path string, req *protocols.Request) 
 	if rct == "" {
 		rct = "application/json"
 	}
-	// The response's buffer goes back to fasthttp's pool: the answer gets bytes of its own.
-	return &protocols.Response{Body: bytes.Clone(resp.Body()), ContentType: rct}, nil
+	return &protocols.Response{Body: answerBody(resp), ContentType: rct}, nil
+}
+
+// pooledBodyMax is the largest response buffer given back to fasthttp's pool. A larger one is left to
+// the garbage collector: pooled, a buffer of megabytes would stay in memory, unused, until the
+// collector's second cycle after its call, on top of the answers made since.
+const pooledBodyMax = 64 << 10
+
+// answerBody is the answer's bytes, owned by the caller. A small answer is copied, and its buffer reused
+// by a later call; a large one keeps the buffer it was read into, which is then not pooled: a copy would
+// hold the answer twice while it is made (two 64 MB answers in flight were 500 MB more at the peak).
+func answerBody(resp *fasthttp.Response) []byte {
+	body := resp.Body()
+	if len(body) <= pooledBodyMax {
+		return bytes.Clone(body)
+	}
+	resp.ReleaseBody(0) // fasthttp lets go of the buffer: it is the answer's now
+	return body[:len(body):len(body)]
+}
+
+// releaseResponse gives resp back to fasthttp's pool, without a body buffer larger than pooledBodyMax.
+func releaseResponse(resp *fasthttp.Response) {
+	resp.ReleaseBody(pooledBodyMax)
+	fasthttp.ReleaseResponse(resp)
 }
 
 // Ready asks the protocol's readiness endpoint.
@@ -244,7 +266,7 @@ func (c *Client) Ready(ctx context.Context) error {
 	hreq.Header.SetRequestURI(c.readyPath)
 	hreq.Header.SetHost(c.host)
 	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
+	defer releaseResponse(resp)
 	err := c.transport.roundTrip(ctx, c.addr, c.deadline(ctx), hreq, resp, 64<<10)
 	if err != nil && !errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		return fmt.Errorf("model readiness: %w", c.failed(ctx, time.Time{}, http.MethodGet, c.readyPath, err))

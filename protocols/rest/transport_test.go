@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/protocols/rest"
@@ -197,3 +198,34 @@ func TestACallWhoseAnswerBreaksOffIsNotMadeAgain(t *testing.T) {
 		t.Errorf("the model got %d requests, want 2: a request it received is not sent again by the client", n)
 	}
 }
+
+func TestAnswersKeptByTheCallerAreNotOverwrittenByLaterCalls(t *testing.T) {
+	// Small answers are copied out of fasthttp's pooled buffer, large ones take the buffer itself: either
+	// way an answer held (as the pipeline holds one until its delivery report) must not change when the
+	// next call reads into a buffer from the pool.
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	})
+	c := rest.New(seldon.REST, rest.Options{BaseURL: srv.URL, Model: "m", Timeout: 30 * time.Second, MaxConns: 1})
+	defer c.Close()
+	var sent, kept []string
+	for i, size := range []int{1 << 10, 256 << 10, 2 << 10, 512 << 10, 300 << 10, 100} {
+		body := fmt.Sprintf(`{"i":%d,"pad":%q}`, i, strings.Repeat(string(rune('a'+i)), size))
+		resp, err := call(t, c, context.Background(), body)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		sent = append(sent, body)
+		kept = append(kept, unsafeString(resp.Body))
+	}
+	for i := range sent {
+		if kept[i] != sent[i] {
+			t.Errorf("answer %d (%d bytes) changed after later calls: %.40q…", i, len(sent[i]), kept[i])
+		}
+	}
+}
+
+// unsafeString looks at b without copying it, so that a later write to b shows.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -357,14 +357,14 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 
 func TestSIGKILLMidStreamAndRestartLosesNothing(t *testing.T) {
 	const n = 3000
-	sigkillLosesNothing(t, newStream(t, n, 2*time.Millisecond), n)
+	sigkillLosesNothing(t, newStream(t, n, 10*time.Millisecond), n) // 8 workers: 800 records/s at most, ~4 s of stream
 }
 
 func TestSIGKILLMidStreamWithAGraphLosesNothing(t *testing.T) {
 	// output transformer → transformer → model, each a test model process of its own.
 	const n = 2000
 	node := func(name, typ string, children ...any) map[string]any {
-		p := testkit.StartModelProcess(t, "--model_name="+name, "--delay=1ms")
+		p := testkit.StartModelProcess(t, "--model_name="+name, "--delay=4ms") // 12 ms a record: ~4 s of stream
 		return map[string]any{"name": name, "type": typ, "children": children,
 			"endpoint": map[string]any{"service_host": "127.0.0.1", "httpPort": p.HTTPPort}}
 	}
@@ -388,10 +388,13 @@ func TestSIGKILLMidBatchAndRestartLosesNothing(t *testing.T) {
 
 // sigkillLosesNothing kills the executor with SIGKILL once a tenth of the stream is committed,
 // restarts it, and checks that every record is answered and that only those answered but not
-// committed at the kill are answered twice.
+// committed at the kill are answered twice. The kill must come mid-stream: the stream's model is slow
+// enough to last seconds, and offsets are committed every 100 ms, not every second, so that the first
+// commit does not come after the last answer (it did, once the sidecar got faster).
 func sigkillLosesNothing(t *testing.T, s *stream, records int) {
 	n := int64(records)
 	t.Helper()
+	s.env["KAFKA_COMMIT_INTERVAL"] = "100ms"
 	first := startProc(t, s.env, operatorArgs...)
 	var committedBefore int64
 	waitUntil(t, "some commits", 60*time.Second, func() bool {

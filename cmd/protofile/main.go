@@ -22,6 +22,7 @@ import (
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/seldon-kafka/sidecar/internal/cli"
 	"github.com/seldon-kafka/sidecar/internal/send"
 	"github.com/seldon-kafka/sidecar/protocols/protofile"
 )
@@ -35,7 +36,7 @@ func main() {
 func command(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	err := run(args, stdin, stdout, log)
-	var usage usageError
+	var usage cli.UsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
@@ -47,11 +48,6 @@ func command(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 }
-
-// usageError is a bad command line.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
 
 func run(args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("protofile", flag.ContinueOnError)
@@ -75,13 +71,13 @@ func run(args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) err
 			fs.Usage()
 			return err
 		}
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	if *topic == "" {
-		return usageError{errors.New("--topic is required")}
+		return cli.Usagef("--topic is required")
 	}
 	if fs.NArg() > 1 {
-		return usageError{fmt.Errorf("one file at most, got %d: %q", fs.NArg(), fs.Args())}
+		return cli.Usagef("one file at most, got %d: %q", fs.NArg(), fs.Args())
 	}
 	in, name := stdin, "stdin"
 	if path := fs.Arg(0); path != "" && path != "-" {

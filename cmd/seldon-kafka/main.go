@@ -40,6 +40,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/seldon-kafka/sidecar/internal/cli"
 	"github.com/seldon-kafka/sidecar/internal/send"
 	"github.com/seldon-kafka/sidecar/protocols/protofile"
 )
@@ -48,18 +49,13 @@ func main() {
 	os.Exit(command(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// usageError is a bad command line.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
-
 // errIncomplete is a run that ended with requests missing or answered by error records: the summary
 // says which.
 var errIncomplete = errors.New("not every request was answered")
 
 func command(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := run(args, stdin, stdout, stderr)
-	var usage usageError
+	var usage cli.UsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
@@ -106,19 +102,19 @@ func parse(args []string, stdout io.Writer) (options, string, error) {
 			fs.Usage()
 			return o, "", err
 		}
-		return o, "", usageError{err}
+		return o, "", cli.UsageError{Err: err}
 	}
 	switch {
 	case o.in == "":
-		return o, "", usageError{errors.New("--in is required")}
+		return o, "", cli.Usagef("--in is required")
 	case o.format != "json" && o.format != "protofile":
-		return o, "", usageError{fmt.Errorf("--format=%q: want json or protofile", o.format)}
+		return o, "", cli.Usagef("--format=%q: want json or protofile", o.format)
 	case o.errs != "" && o.out == "":
-		return o, "", usageError{errors.New("--errors needs --out: answers are read only with an output topic")}
+		return o, "", cli.Usagef("--errors needs --out: answers are read only with an output topic")
 	case o.timeout <= 0:
-		return o, "", usageError{errors.New("--timeout must be positive")}
+		return o, "", cli.Usagef("--timeout must be positive")
 	case fs.NArg() > 1:
-		return o, "", usageError{fmt.Errorf("one file at most, got %d: %q", fs.NArg(), fs.Args())}
+		return o, "", cli.Usagef("one file at most, got %d: %q", fs.NArg(), fs.Args())
 	}
 	return o, fs.Arg(0), nil
 }

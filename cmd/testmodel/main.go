@@ -45,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/seldon-kafka/sidecar/internal/cli"
 	"github.com/seldon-kafka/sidecar/internal/testmodel"
 )
 
@@ -56,7 +57,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	var usage usageError
+	var usage cli.UsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		// --help is a successful run: it did what was asked.
@@ -68,13 +69,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-// usageError is a bad command line, which exits 2 as the flag package's own
-// errors do, with one line on stderr naming what is wrong (the usage only
-// on --help).
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
 
 // run serves until ctx ends, then shuts down gracefully. It writes the
 // listening line to stdout and logs to stderr.
@@ -105,23 +99,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stderr, "testmodel: %v (testmodel --help lists the flags)\n", err)
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
 		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
 		fmt.Fprintf(stderr, "testmodel: %v (testmodel --help lists the flags)\n", err)
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	if *slowDelay <= 0 {
 		err := fmt.Errorf("--slow_delay must be positive, got %v", *slowDelay)
 		fmt.Fprintf(stderr, "testmodel: %v\n", err)
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	for name, d := range map[string]time.Duration{"delay": *delay, "call_cost": *callCost} {
 		if d < 0 {
 			err := fmt.Errorf("--%s must not be negative, got %v", name, d)
 			fmt.Fprintf(stderr, "testmodel: %v\n", err)
-			return usageError{err}
+			return cli.UsageError{Err: err}
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/seldon-kafka/sidecar/internal/cli"
 )
 
 var listeningLine = regexp.MustCompile(`^listening http=(\S+:\d+) grpc=(\S+:\d+|off)\n$`)
@@ -118,7 +120,7 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout strings.Builder
 			err := run(context.Background(), []string{"--http_port=0", "--grpc_port=-1", tt.arg}, &stdout, io.Discard)
-			var usage usageError
+			var usage cli.UsageError
 			if !errors.As(err, &usage) {
 				t.Errorf("run(%s) = %v, want a usage error (exit 2)", tt.arg, err)
 			}

@@ -26,7 +26,7 @@ func TestPeakRSSWithSixteen64MBRecordsStaysWithinTheByteBound(t *testing.T) {
 	}
 	const records, size, bound = 16, 64_000_000, 64 << 20
 	// Measured: 593–654 MiB with the bound; 2385 MiB without it (all sixteen at the model at once).
-	// Before large answers kept fasthttp's buffer instead of a copy, one run in two reached 830–1200 MiB.
+	// Before large answers kept fasthttp's buffer instead of a copy, two runs of six here reached 834 and 1 082 MiB, and one in CI 1 198 MiB.
 	const ceiling = 1 << 30
 	bs := testkit.Bootstrap(t)
 	cfg := map[string]string{"max.message.bytes": "66000000"}

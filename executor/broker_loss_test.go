@@ -1,15 +1,21 @@
 package executor_test
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seldon-kafka/sidecar/executor"
 
 	"github.com/seldon-kafka/sidecar/internal/testkit"
 )
@@ -126,5 +132,48 @@ func brokerLoss(t *testing.T, bs string, pid int, exactlyOnce bool) {
 	}
 	if exactlyOnce && len(answers) != n {
 		t.Errorf("%d answers read_committed for %d records: some twice", len(answers), n)
+	}
+}
+
+// After "all brokers down", the broker counts as back as soon as it takes answers and commits, even when
+// the watch's own metadata requests keep timing out (on the producer's connection they wait behind a
+// catch-up's produce requests): the commits do not wait for the watch, and /ready follows the answers.
+// While nothing proves the broker back, /ready stays 503.
+func TestABrokerThatServesTheSidecarCountsAsBackWhileItsMetadataRequestsTimeOut(t *testing.T) {
+	h := newHarness(t, "seldon", 2)
+	var metadataTimesOut atomic.Bool
+	var e *executor.Executor
+	h.prepare = func(ex *executor.Executor) {
+		e = ex
+		executor.SetMetadataHook(ex, func() error {
+			if metadataTimesOut.Load() {
+				return errors.New("injected: timed out")
+			}
+			return nil
+		})
+	}
+	s := h.start()
+	ready := "http://" + s.health + "/ready"
+	waitFor(t, "ready", 60*time.Second, func() bool { return getStatus(t, ready) == http.StatusOK })
+
+	metadataTimesOut.Store(true)
+	executor.InjectKafkaError(e, "producer", ckafka.ErrAllBrokersDown)
+	if code := getStatus(t, ready); code != http.StatusServiceUnavailable {
+		t.Fatalf("/ready = %d right after all brokers down; want 503", code)
+	}
+	// Nothing proves the broker back: the watch's requests time out and nothing is sent.
+	time.Sleep(3 * time.Second)
+	if code := getStatus(t, ready); code != http.StatusServiceUnavailable {
+		t.Fatalf("/ready = %d with every metadata request timing out and nothing sent; want 503", code)
+	}
+
+	const n = 200
+	testkit.Produce(t, h.bootstrap, h.in, records("seldon", n))
+	h.waitAllCommitted(60 * time.Second)
+	waitFor(t, "/ready once answers are delivered", 30*time.Second, func() bool {
+		return getStatus(t, ready) == http.StatusOK
+	})
+	if got := len(testkit.ConsumeAll(t, h.bootstrap, h.out, time.Second)); got < n {
+		t.Fatalf("%d answers for %d records", got, n)
 	}
 }

@@ -17,3 +17,14 @@ func SetCommitHook(e *Executor, f func()) {
 // AwaitingDelivery is how many answered records may wait for their delivery report beyond the
 // unanswered bound.
 const AwaitingDelivery = awaitingDelivery
+
+// SetMetadataHook has f called before each of the broker watch's metadata requests: an error it returns
+// fails the request as one the broker did not answer in time.
+func SetMetadataHook(e *Executor, f func() error) {
+	e.p.metadataHook = f
+}
+
+// InjectKafkaError hands the pipeline an error event as if client's librdkafka had raised it.
+func InjectKafkaError(e *Executor, client string, code ckafka.ErrorCode) {
+	e.p.kafkaError(client, ckafka.NewError(code, "injected by the test", false))
+}

@@ -228,6 +228,7 @@ func (p *pipeline) kafkaError(client string, e ckafka.Error) {
 		return
 	}
 	if e.Code() == ckafka.ErrAllBrokersDown {
+		p.brokerSeen.Store(false) // what it saw before the broker went is no proof it is back
 		if p.brokerUp.Swap(false) {
 			p.m.ready.WithLabelValues("broker").Set(0)
 		}
@@ -235,49 +236,82 @@ func (p *pipeline) kafkaError(client string, e ckafka.Error) {
 	p.kafkaErrors.log(p.log, client, e, time.Now())
 }
 
-// watchBroker asks the cluster for the topics' metadata: the broker is up when it answers and every
-// topic the sidecar uses exists.
+// Broker watch periods: the check's pace while the broker is up and while it is down, and how often a
+// broker still down is logged again with the check's latest error.
+const (
+	watchUpEvery      = 5 * time.Second
+	watchDownEvery    = time.Second
+	watchDownLogEvery = 30 * time.Second
+)
+
+// watchBroker decides whether the broker is usable: it is when it answers a metadata request for the
+// sidecar's topics and each of them exists. A request that gets no answer in time does not count against
+// the broker when it took an answer or a commit since the last check (brokerSeen): on the producer's
+// connection the request waits behind the produce requests, and through a catch-up after a restart those
+// can outlast its timeout for minutes while the broker serves the sidecar well.
 func (p *pipeline) watchBroker(ctx context.Context, producer *ckafka.Producer) {
 	topics := []string{p.cfg.InputTopic, p.cfg.OutputTopic}
 	if p.cfg.ErrorTopic != p.cfg.OutputTopic {
 		topics = append(topics, p.cfg.ErrorTopic)
 	}
-	check := func() {
-		var problem error
+	// metadata says what is wrong, and whether the broker answered at all.
+	metadata := func() (problem error, answered bool) {
+		if p.metadataHook != nil {
+			if err := p.metadataHook(); err != nil {
+				return fmt.Errorf("metadata: %w", err), false
+			}
+		}
 		for _, t := range topics {
 			md, err := producer.GetMetadata(&t, false, 5000)
 			if err != nil {
-				problem = fmt.Errorf("metadata: %w", err)
-				break
+				return fmt.Errorf("metadata: %w", err), false
 			}
 			if tm, ok := md.Topics[t]; !ok || tm.Error.Code() != ckafka.ErrNoError {
-				problem = fmt.Errorf("topic %s: %v", t, tm.Error)
-				break
+				return fmt.Errorf("topic %s: %v", t, tm.Error), true
 			}
 		}
-		up := problem == nil
-		if p.brokerUp.Swap(up) != up {
-			if up {
-				p.m.ready.WithLabelValues("broker").Set(1)
-				p.log.Info("kafka reachable", "brokers", p.cfg.Brokers)
-				p.kafkaErrors.reset()
-				p.brokerBack.notify()
-			} else {
-				p.m.ready.WithLabelValues("broker").Set(0)
-				p.log.Warn("kafka not usable", "brokers", p.cfg.Brokers, "error", problem)
+		return nil, true
+	}
+	var downSince, downLogged time.Time
+	check := func() {
+		seen := p.brokerSeen.Swap(false)
+		problem, answered := metadata()
+		up := problem == nil || (!answered && seen)
+		now := time.Now()
+		switch was := p.brokerUp.Swap(up); {
+		case up && !was:
+			p.m.ready.WithLabelValues("broker").Set(1)
+			p.log.Info("kafka reachable", "brokers", p.cfg.Brokers)
+			p.kafkaErrors.reset()
+			p.brokerBack.notify()
+		case !up && was:
+			downSince, downLogged = now, now
+			p.m.ready.WithLabelValues("broker").Set(0)
+			p.log.Warn("kafka not usable", "brokers", p.cfg.Brokers, "error", problem)
+		case !up && now.Sub(downLogged) >= watchDownLogEvery:
+			if downSince.IsZero() { // marked down by an error event, not by this watch
+				downSince = now
 			}
+			downLogged = now
+			p.log.Warn("kafka still not usable", "brokers", p.cfg.Brokers, "for", now.Sub(downSince).Round(time.Second),
+				"error", problem)
+		}
+		if up {
+			downSince = time.Time{}
 		}
 	}
 	for {
 		check()
-		every := 5 * time.Second
+		every := watchUpEvery
 		if !p.brokerUp.Load() {
-			every = time.Second
+			every = watchDownEvery
 		}
+		t := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(every):
+		case <-t.C:
 		}
 	}
 }

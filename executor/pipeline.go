@@ -107,6 +107,10 @@ type pipeline struct {
 	progress   signal       // notified when a record is released or a delivery report is read
 	brokerUp   atomic.Bool  // written by watchBroker and kafkaError
 	brokerBack signal       // notified when watchBroker sees the broker usable again
+	// brokerSeen is set when the broker took an answer or a commit: proof it serves the sidecar, which
+	// watchBroker takes on its next check (its own metadata request can time out behind a catch-up's
+	// produce requests on the producer's connection).
+	brokerSeen atomic.Bool
 	draining   atomic.Bool  // written by the lifecycle: stop taking records
 	lastPoll   atomic.Int64 // unix nanoseconds of the poll loop's last turn, for /live
 	// hurried ends when the shutdown is to stop waiting for the records in flight (Executor.Hurry: a
@@ -132,6 +136,7 @@ type pipeline struct {
 	stall         stallWatch                                      // partitions with records waiting that nothing is read from
 	assignHook    func(*ckafka.Consumer, []ckafka.TopicPartition) // tests only: after each assignment
 	commitHook    func()                                          // tests only: on the commit's goroutine, before it commits
+	metadataHook  func() error                                    // tests only: an error fails watchBroker's request unanswered
 }
 
 func newPipeline(cfg Config, log *slog.Logger, c *ckafka.Consumer, prod *ckafka.Producer, g graphWalker, gt *gate, m *metrics) *pipeline {
@@ -636,7 +641,11 @@ func (p *pipeline) deliveries(events <-chan ckafka.Event) {
 			if !ok {
 				continue
 			}
-			switch err := e.TopicPartition.Error; {
+			err := e.TopicPartition.Error
+			if err == nil && !p.brokerSeen.Load() {
+				p.brokerSeen.Store(true)
+			}
+			switch {
 			case p.txn != nil:
 				p.txn.delivered(j, err)
 			case err != nil:
@@ -735,6 +744,9 @@ func (p *pipeline) release(j *job) {
 // it on a goroutine of its own and commitLanded takes its answer on a later turn. Only a revoke and the
 // last commit before the clients close wait for theirs (commitNow), each until its deadline.
 
+// commitWhileDownEvery is how often a commit is tried while the broker counts as down.
+const commitWhileDownEvery = 5 * time.Second
+
 type commitAnswer struct {
 	offsets []ckafka.TopicPartition
 	err     error
@@ -755,8 +767,9 @@ func (p *pipeline) commitDue(force bool, only ...int32) {
 	if p.commitOut || len(p.toCommit) == 0 || (!force && time.Since(p.lastCommit) < p.cfg.CommitInterval) {
 		return
 	}
-	// The offsets keep until the broker is back.
-	if !force && !p.brokerUp.Load() {
+	// While the broker counts as down a commit is tried only now and then: it would fail, and once the
+	// broker is back one that lands is the proof (brokerSeen) — the commits never wait on the watch alone.
+	if !force && !p.brokerUp.Load() && time.Since(p.lastCommit) < commitWhileDownEvery {
 		return
 	}
 	var tps []ckafka.TopicPartition
@@ -804,15 +817,21 @@ func (p *pipeline) commitLanded(deadline time.Time) bool {
 		}
 	}
 	p.commitOut = false
+	// While the broker counts as down, that was logged once; a failed commit then is no news.
+	level := slog.LevelWarn
+	if !p.brokerUp.Load() {
+		level = slog.LevelDebug
+	}
 	if a.err != nil {
 		p.m.commitErr.Inc()
-		p.log.Warn("commit failed; will retry", "error", a.err)
+		p.log.Log(context.Background(), level, "commit failed; will retry", "error", a.err)
 		return true
 	}
+	p.brokerSeen.Store(true)
 	for _, tp := range a.offsets {
 		if tp.Error != nil {
 			p.m.commitErr.Inc()
-			p.log.Warn("commit failed; will retry", "partition", tp.Partition, "error", tp.Error)
+			p.log.Log(context.Background(), level, "commit failed; will retry", "partition", tp.Partition, "error", tp.Error)
 			continue
 		}
 		if p.toCommit[tp.Partition] == int64(tp.Offset) {

@@ -25,7 +25,7 @@ var (
 	starveFlag   = flag.Duration("starve", 60*time.Second, "longest an assigned partition with lag may go without a commit while nothing is wrong")
 	seedFlag     = flag.Uint64("seed", 0, "seed of the random fault points (default: the clock; printed, to repeat a run)")
 	executorFlag = flag.String("executor", "", "the executor binary (default: go build ./cmd/executor)")
-	debugFlag    = flag.String("kafka-debug", "", "librdkafka debug contexts for the sidecars' consumers (consumer,fetch,cgrp,…), logged at DEBUG")
+	debugFlag    = flag.String("kafka-debug", "", "librdkafka debug contexts for the sidecars' clients (consumer,fetch,cgrp,metadata,broker,…), logged at DEBUG")
 )
 
 var (

@@ -160,7 +160,7 @@ func (r *run) startSidecar() *sidecar {
 	sc.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "KAFKA_CONSUMER_CLIENT_ID=" + id}
 	if *debugFlag != "" {
 		sc.cmd.Args = append(sc.cmd.Args, "--log_level=DEBUG")
-		sc.cmd.Env = append(sc.cmd.Env, "KAFKA_CONSUMER_DEBUG="+*debugFlag)
+		sc.cmd.Env = append(sc.cmd.Env, "KAFKA_CONSUMER_DEBUG="+*debugFlag, "KAFKA_PRODUCER_DEBUG="+*debugFlag)
 	}
 	for k, v := range r.env {
 		sc.cmd.Env = append(sc.cmd.Env, k+"="+v)

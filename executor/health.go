@@ -288,10 +288,9 @@ func (p *pipeline) watchBroker(ctx context.Context, producer *ckafka.Producer) {
 			downSince, downLogged = now, now
 			p.m.ready.WithLabelValues("broker").Set(0)
 			p.log.Warn("kafka not usable", "brokers", p.cfg.Brokers, "error", problem)
+		case !up && downSince.IsZero(): // marked down by an error event, which was logged
+			downSince, downLogged = now, now
 		case !up && now.Sub(downLogged) >= watchDownLogEvery:
-			if downSince.IsZero() { // marked down by an error event, not by this watch
-				downSince = now
-			}
 			downLogged = now
 			p.log.Warn("kafka still not usable", "brokers", p.cfg.Brokers, "for", now.Sub(downSince).Round(time.Second),
 				"error", problem)

@@ -218,14 +218,14 @@ func NewProducer(deployment, namespace string) Producer {
 // datacontenttype the model's content type. hs are the answer's headers; any Content-Type among them
 // gives way to the binding's content-type.
 func (p Producer) Answer(m Mode, id string, now time.Time, contentType string, data []byte, hs []ckafka.Header) ([]byte, []ckafka.Header, error) {
-	return p.write(m, p.ResponseType, id, now, contentType, data, hs)
+	return p.write(m, p.ResponseType, id, now, contentType, data, hs, nil)
 }
 
 // Error makes an error record a CloudEvent in mode m: the error event's data is the request record's
 // value and its datacontenttype the request's content type, so a structured request's error event holds
 // the whole request event. The request's own ce_* headers are kept, renamed with RequestHeaderPrefix,
 // since the error event's attributes take their names; so is a content type that is no media type.
-func (p Producer) Error(m Mode, id string, now time.Time, value []byte, hs []ckafka.Header) ([]byte, []ckafka.Header, error) {
+func (p Producer) Error(m Mode, id string, now time.Time, value []byte, hs []ckafka.Header, ext ...Extension) ([]byte, []ckafka.Header, error) {
 	// A content type that is no media type cannot be the error event's datacontenttype: it is kept
 	// as the request's, like its ce_* headers.
 	ct, _ := kafka.Header(hs, HeaderContentType)
@@ -241,10 +241,14 @@ func (p Producer) Error(m Mode, id string, now time.Time, value []byte, hs []cka
 	if ctErr != nil {
 		ct = ""
 	}
-	return p.write(m, p.ErrorType, id, now, ct, value, out)
+	return p.write(m, p.ErrorType, id, now, ct, value, out, ext)
 }
 
-func (p Producer) write(m Mode, typ, id string, now time.Time, contentType string, data []byte, hs []ckafka.Header) ([]byte, []ckafka.Header, error) {
+// Extension is an extension attribute of an event the sidecar writes, with a string value. Its name is
+// lower-case letters and digits; in binary mode it is the header ce_<name>.
+type Extension struct{ Name, Value string }
+
+func (p Producer) write(m Mode, typ, id string, now time.Time, contentType string, data []byte, hs []ckafka.Header, ext []Extension) ([]byte, []ckafka.Header, error) {
 	if m != Binary && m != Structured {
 		return nil, nil, fmt.Errorf("no CloudEvent content mode %d", m)
 	}
@@ -255,6 +259,9 @@ func (p Producer) write(m Mode, typ, id string, now time.Time, contentType strin
 	ev.SetTime(now.UTC())
 	if contentType != "" {
 		ev.SetDataContentType(contentType)
+	}
+	for _, x := range ext {
+		ev.SetExtension(x.Name, x.Value) // a bad name fails Validate
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("writing a %s event: %s", typ, describe(err))
@@ -268,6 +275,9 @@ func (p Producer) write(m Mode, typ, id string, now time.Time, contentType strin
 			ckafka.Header{Key: HeaderPrefix + "type", Value: []byte(typ)},
 			ckafka.Header{Key: HeaderPrefix + "time", Value: []byte(ev.Time().Format(time.RFC3339Nano))},
 		)
+		for _, x := range ext {
+			hs = append(hs, ckafka.Header{Key: HeaderPrefix + x.Name, Value: []byte(x.Value)})
+		}
 		if contentType != "" {
 			hs = append(hs, ckafka.Header{Key: HeaderContentType, Value: []byte(contentType)})
 		}

@@ -319,3 +319,54 @@ func TestAnErrorEventWithoutItsDataKeepsItsAttributes(t *testing.T) {
 		t.Error("a value that is no event was taken")
 	}
 }
+
+// An error event carries the extensions it is given as attributes in both modes, where an event router
+// sees them: in binary mode as ce_<name> headers (a request's own attribute of that name is kept under
+// Seldon-Request-, not repeated), in structured mode in the event.
+func TestAnErrorEventCarriesItsExtensionsAsAttributesInEachMode(t *testing.T) {
+	ext := []Extension{{Name: "seldonerrorreason", Value: "model_rejected"}, {Name: "seldonerrorstatus", Value: "400"}}
+	for _, mode := range []Mode{Binary, Structured} {
+		t.Run(mode.String(), func(t *testing.T) {
+			hs := hdrs("ce_specversion", "1.0", "ce_id", "r1", "ce_type", "t", "ce_source", "/s",
+				"ce_seldonerrorreason", "from the request", "content-type", "application/json")
+			value, out, err := producer.Error(mode, "puid-9", now, []byte(`{"x":1}`), hs, ext...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			switch mode {
+			case Binary:
+				for _, x := range ext {
+					if v, n := header(out, "ce_"+x.Name); v != x.Value || n != 1 {
+						t.Errorf("ce_%s = %q (%d headers), want %q once", x.Name, v, n, x.Value)
+					}
+				}
+				if v, _ := header(out, "Seldon-Request-ce_seldonerrorreason"); v != "from the request" {
+					t.Errorf("the request's own attribute: %q", v)
+				}
+				in, err := Read(out, value)
+				if err != nil {
+					t.Fatalf("the error record is not a valid event: %v", err)
+				}
+				got = map[string]any{}
+				for _, x := range ext {
+					got[x.Name] = in.Extension(x.Name)
+				}
+			case Structured:
+				ev := event.New()
+				if err := json.Unmarshal(value, &ev); err != nil {
+					t.Fatalf("the SDK does not read the error event: %v", err)
+				}
+				got = ev.Extensions()
+			}
+			for _, x := range ext {
+				if got[x.Name] != x.Value {
+					t.Errorf("extension %s = %v, want %q (all: %v)", x.Name, got[x.Name], x.Value, got)
+				}
+			}
+		})
+	}
+	if _, _, err := producer.Error(Binary, "p", now, nil, nil, Extension{Name: "seldon-error", Value: "x"}); err == nil {
+		t.Error("an extension named seldon-error (a dash: not a CloudEvents name) was written")
+	}
+}

@@ -293,6 +293,20 @@ func TestCloudEventRequestsAreAnsweredAsCloudEventsInTheirModeOverREST(t *testin
 				if got := e.Headers["Seldon-Error-Reason"]; got != reason {
 					t.Errorf("%s: reason %q, want %q (%s)", id, got, reason, e.Headers["Seldon-Error-Message"])
 				}
+				// What went wrong is in the event's attributes too, where an event router can filter on it.
+				ext := sdkEvent(t, e).Extensions()
+				wantExt := map[string]string{"seldonerrorreason": reason, "seldonerrorstage": e.Headers["Seldon-Error-Stage"],
+					"seldonerrormessage": e.Headers["Seldon-Error-Message"], "seldonsourcetopic": h.in,
+					"seldonsourcepart": e.Headers["Seldon-Source-Partition"], "seldonsourceoffset": e.Headers["Seldon-Source-Offset"]}
+				if reason == "model_rejected" {
+					wantExt["seldonerrorstatus"] = "400"
+					wantExt["seldonerrornode"] = e.Headers["Seldon-Error-Node"]
+				}
+				for k, v := range wantExt {
+					if got, _ := ext[k].(string); got != v || v == "" {
+						t.Errorf("%s: extension %s = %v, want %q (the record's headers: %v)", id, k, ext[k], v, e.Headers)
+					}
+				}
 			}
 			// A malformed structured event: a structured error event holding the request as it came.
 			if e, ok := byID[puid("no-id")]; ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -145,8 +146,10 @@ func (e *edges) answered(j *job, resp *protocols.Response, value []byte, hs []ck
 }
 
 // failed writes an error record's CloudEvent attributes (in the request's mode) and trace context,
-// marks the record's span failed, and starts the span of its produce.
-func (e *edges) failed(j *job, cause error, value []byte, hs []ckafka.Header, topic string) ([]byte, []ckafka.Header) {
+// marks the record's span failed, and starts the span of its produce. about are the headers among hs
+// that say what went wrong (Seldon-Error-*, Seldon-Source-*): an error event carries them as
+// extension attributes too, which an event router can filter on where it sees no Kafka header.
+func (e *edges) failed(j *job, cause error, value []byte, hs, about []ckafka.Header, topic string) ([]byte, []ckafka.Header) {
 	if e == nil {
 		return value, hs
 	}
@@ -157,11 +160,27 @@ func (e *edges) failed(j *job, cause error, value []byte, hs []ckafka.Header, to
 	if j.edge.mode != cloudevents.None {
 		// An error event always encodes (its attributes are the sidecar's own); should it not, the
 		// error record goes out plain rather than not at all.
-		if v, h, err := e.events.Error(j.edge.mode, j.puid, time.Now(), value, hs); err == nil {
+		if v, h, err := e.events.Error(j.edge.mode, j.puid, time.Now(), value, hs, errorExtensions(about)...); err == nil {
 			value, hs = v, h
 		}
 	}
 	return value, e.startProduce(j, hs, topic, "error")
+}
+
+// errorExtensions are the CloudEvents extension attributes of an error event's headers: each header's
+// name in lower case without its dashes (Seldon-Error-Reason: seldonerrorreason), but for
+// Seldon-Source-Partition, seldonsourcepart, which keeps within the 20 characters the specification
+// asks of a name.
+func errorExtensions(about []ckafka.Header) []cloudevents.Extension {
+	out := make([]cloudevents.Extension, len(about))
+	for i, h := range about {
+		name := strings.ToLower(strings.ReplaceAll(h.Key, "-", ""))
+		if h.Key == HeaderSourcePart {
+			name = "seldonsourcepart"
+		}
+		out[i] = cloudevents.Extension{Name: name, Value: string(h.Value)}
+	}
+	return out
 }
 
 func (e *edges) startProduce(j *job, hs []ckafka.Header, topic, kind string) []ckafka.Header {

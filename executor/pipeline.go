@@ -547,28 +547,30 @@ func (p *pipeline) fail(j *job, err error, stage string) {
 	p.log.Warn("record not served", "reason", ce.Reason, "stage", stage, "partition", j.part, "offset", j.offset,
 		"puid", j.puid, "error", err.Error())
 	msg := protocols.Truncate(err.Error(), 1024) // with the node, in a graph: "node c (aggregate): …"
-	hs := append([]ckafka.Header(nil), j.in.Headers...)
-	hs = kafka.SetHeader(hs, HeaderPuid, j.puid)
-	hs = append(hs,
-		ckafka.Header{Key: HeaderErrorReason, Value: []byte(ce.Reason)},
-		ckafka.Header{Key: HeaderErrorStage, Value: []byte(stage)},
-		ckafka.Header{Key: HeaderErrorMessage, Value: []byte(msg)},
-		ckafka.Header{Key: HeaderSourceTopic, Value: []byte(p.cfg.InputTopic)},
-		ckafka.Header{Key: HeaderSourcePart, Value: []byte(strconv.Itoa(int(j.part)))},
-		ckafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(j.offset, 10))},
-	)
+	// What went wrong and where the request was: headers of the sidecar's own, after the request's.
+	about := []ckafka.Header{
+		{Key: HeaderErrorReason, Value: []byte(ce.Reason)},
+		{Key: HeaderErrorStage, Value: []byte(stage)},
+		{Key: HeaderErrorMessage, Value: []byte(msg)},
+		{Key: HeaderSourceTopic, Value: []byte(p.cfg.InputTopic)},
+		{Key: HeaderSourcePart, Value: []byte(strconv.Itoa(int(j.part)))},
+		{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(j.offset, 10))},
+	}
 	if ce.Status != 0 {
-		hs = append(hs, ckafka.Header{Key: HeaderErrorStatus, Value: []byte(strconv.Itoa(ce.Status))})
+		about = append(about, ckafka.Header{Key: HeaderErrorStatus, Value: []byte(strconv.Itoa(ce.Status))})
 	}
 	if ce.Code != "" {
-		hs = append(hs, ckafka.Header{Key: HeaderErrorCode, Value: []byte(ce.Code)})
+		about = append(about, ckafka.Header{Key: HeaderErrorCode, Value: []byte(ce.Code)})
 	}
 	if ne != nil {
-		hs = append(hs,
+		about = append(about,
 			ckafka.Header{Key: HeaderErrorNode, Value: []byte(ne.Node)},
 			ckafka.Header{Key: HeaderErrorMethod, Value: []byte(ne.Method)})
 	}
-	value, hs := p.edges.failed(j, err, j.in.Value, hs, p.cfg.ErrorTopic)
+	hs := append([]ckafka.Header(nil), j.in.Headers...)
+	hs = kafka.SetHeader(hs, HeaderPuid, j.puid)
+	hs = append(hs, about...)
+	value, hs := p.edges.failed(j, err, j.in.Value, hs, about, p.cfg.ErrorTopic)
 	j.kind = kindError
 	j.out = &ckafka.Message{
 		TopicPartition: ckafka.TopicPartition{Topic: &p.cfg.ErrorTopic, Partition: ckafka.PartitionAny},

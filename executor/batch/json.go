@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -53,9 +54,13 @@ func without(doc string, cuts []span) string {
 	return string(splice(doc, edits))
 }
 
-// object parses a body that must be one valid JSON object.
+// object parses a body that must be one valid JSON object. The document shares the body's bytes
+// rather than copying them (a record's whole request, and a batch's whole answer, once more per record):
+// the bodies the batcher reads are never written after they are made — a record's value as the
+// consumer handed it, a model's answer as the client returned it — and everything made from the
+// document (a batch's request, each record's answer) is a copy.
 func object(body []byte) (string, gjson.Result, bool) {
-	doc := string(body)
+	doc := unsafe.String(unsafe.SliceData(body), len(body))
 	if !gjson.Valid(doc) {
 		return "", gjson.Result{}, false
 	}
@@ -63,10 +68,16 @@ func object(body []byte) (string, gjson.Result, bool) {
 	return doc, r, r.IsObject()
 }
 
-// members reads the named members of a JSON object in one pass; a member that is absent does not
-// Exist. ok is false when one of them appears twice: JSON readers disagree on which one counts.
-func members(obj gjson.Result, names ...string) (out []gjson.Result, ok bool) {
-	out = make([]gjson.Result, len(names))
+// maxMembers is the most members one call of members reads: what the codecs ask for at once.
+const maxMembers = 4
+
+// members reads the named members (at most maxMembers) of a JSON object in one pass; a member that is
+// absent does not Exist. ok is false when one of them appears twice: JSON readers disagree on which one
+// counts. The result is an array, not a slice, so that reading a record's members allocates nothing.
+func members(obj gjson.Result, names ...string) (out [maxMembers]gjson.Result, ok bool) {
+	if len(names) > maxMembers {
+		panic("batch: members asked for more than maxMembers names")
+	}
 	ok = true
 	obj.ForEach(func(k, v gjson.Result) bool {
 		if i := slices.Index(names, k.Str); i >= 0 {

@@ -45,6 +45,7 @@ type options struct {
 	transport    string
 	keyed        bool
 	pprofFile    string
+	allocsFile   string
 	perfFile     string
 	profileAfter int
 	profileSecs  float64
@@ -72,6 +73,7 @@ func main() {
 	fs.StringVar(&o.transport, "transport", "rest", "rest or grpc (seldon protocol)")
 	fs.BoolVar(&o.keyed, "keyed", true, "give each record a key of its own (k<n>)")
 	fs.StringVar(&o.pprofFile, "pprof", "", "write a Go CPU profile of the executor, taken while the backlog drains, to this file")
+	fs.StringVar(&o.allocsFile, "allocs", "", "write the executor's Go allocation profile (since its start) after the last answer to this file")
 	fs.StringVar(&o.perfFile, "perf", "", "run perf record -g on the executor while the backlog drains, writing this file")
 	fs.IntVar(&o.profileAfter, "profile-after", 1000, "start the profiles after this many answers (past the start-up)")
 	fs.Float64Var(&o.profileSecs, "profile-seconds", 3, "length of the profiles")
@@ -204,7 +206,7 @@ func run(o options) error {
 	cmd.Env = append(os.Environ(), "KAFKA_BROKER="+o.bootstrap, "KAFKA_INPUT_TOPIC="+in, "KAFKA_OUTPUT_TOPIC="+out,
 		"KAFKA_GROUP_ID=profile-"+suffix, "KAFKA_WORKERS="+strconv.Itoa(o.workers),
 		"ENGINE_PREDICTOR="+predictor(o.transport, port))
-	if o.pprofFile != "" {
+	if o.pprofFile != "" || o.allocsFile != "" {
 		cmd.Env = append(cmd.Env, "SIDECAR_PPROF=true")
 	}
 	cmd.Env = append(cmd.Env, o.env...)
@@ -275,6 +277,11 @@ func run(o options) error {
 	}
 	lastAt = time.Now()
 	cpuTotal := cpuSeconds(pid)
+	if o.allocsFile != "" {
+		if err := fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/allocs", healthPort), o.allocsFile); err != nil {
+			return err
+		}
+	}
 	modelCPU := cpuSeconds(model.Process.Pid)
 	var idleCPU float64
 	if o.idle > 0 {
@@ -429,7 +436,11 @@ func awaitReady(port int, limit time.Duration) error {
 }
 
 func goProfile(port int, secs float64, file string) error {
-	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", port, max(1, int(secs+0.5)))
+	return fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", port, max(1, int(secs+0.5))), file)
+}
+
+// fetchProfile writes the profile the executor's pprof endpoint answers at url to file.
+func fetchProfile(url, file string) error {
 	resp, err := http.Get(url)
 	if err != nil {
 		return fmt.Errorf("pprof: %w", err)

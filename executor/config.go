@@ -4,6 +4,8 @@ package executor
 
 import (
 	"cmp"
+	"crypto/sha256"
+	cryptotls "crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -179,6 +181,9 @@ type Config struct {
 	// SchemaRegistry turns on the Confluent Schema Registry wire format: framed requests are taken,
 	// their answers framed (see package registry). Nil when SCHEMA_REGISTRY_URL is not set.
 	SchemaRegistry *registry.Options
+	// registryFiles is where the registry's credentials and TLS material come from, and what was read
+	// at start, for the rotation watch (watchRegistry); zero when none of it is a file.
+	registryFiles registryFiles
 	// Warnings are problems found at start that do not stop the sidecar, for the log; they name
 	// variables and hold no secrets.
 	Warnings []string
@@ -742,41 +747,30 @@ func (c *Config) loadRegistry(env Env) error {
 		Transport: c.Transport, Protocol: c.Protocol, OutputTopic: c.OutputTopic,
 		AutoRegister: bool(env.RegistryAutoRegister), UseLatest: bool(env.RegistryUseLatest),
 	}
-	if userInfo.IsSet() {
-		b, err := userInfo.Read()
-		if err != nil {
-			return securityError(err)
+	for _, s := range []tls.Source{ca, cert, key, pass} {
+		if s.IsSet() && !https {
+			return bad(s.Var, "set, but %s has no https:// URL to use it with", urlVar)
 		}
-		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-		if user, _, ok := strings.Cut(v, ":"); !ok || user == "" {
-			return bad(userInfo.Var, "want user:password (for Confluent Cloud, the API key and secret)")
-		}
-		o.Registry.UserInfo = tls.NewSecret(v)
 	}
-	if ca.IsSet() || cert.IsSet() || key.IsSet() || pass.IsSet() {
-		for _, s := range []tls.Source{ca, cert, key, pass} {
-			if s.IsSet() && !https {
-				return bad(s.Var, "set, but %s has no https:// URL to use it with", urlVar)
-			}
-		}
-		switch {
-		case cert.IsSet() && !key.IsSet():
-			return bad("SCHEMA_REGISTRY_SSL_CLIENT_KEY", "required with %s: a client certificate needs its private key", cert.Var)
-		case key.IsSet() && !cert.IsSet():
-			return bad("SCHEMA_REGISTRY_SSL_CLIENT_CERT", "required with %s: a private key needs its client certificate", key.Var)
-		case pass.IsSet() && !key.IsSet():
-			return bad(pass.Var, "set, but there is no client key")
-		}
-		m, err := tls.Load(tls.Settings{Protocol: tls.SSL, CA: ca, ClientCert: cert, ClientKey: key, KeyPassword: pass, VerifyHostname: true}, time.Now())
-		if err != nil {
-			return securityError(err)
-		}
-		if o.Registry.TLS, err = m.ClientTLS(); err != nil {
-			return securityError(err)
-		}
-		c.Warnings = append(c.Warnings, m.Warnings...)
+	switch {
+	case cert.IsSet() && !key.IsSet():
+		return bad("SCHEMA_REGISTRY_SSL_CLIENT_KEY", "required with %s: a client certificate needs its private key", cert.Var)
+	case key.IsSet() && !cert.IsSet():
+		return bad("SCHEMA_REGISTRY_SSL_CLIENT_CERT", "required with %s: a private key needs its client certificate", key.Var)
+	case pass.IsSet() && !key.IsSet():
+		return bad(pass.Var, "set, but there is no client key")
 	}
-	var err error
+	files := registryFiles{userInfo: userInfo, ca: ca, cert: cert, key: key, pass: pass}
+	creds, err := files.read(time.Now())
+	if err != nil {
+		return err
+	}
+	o.Registry.UserInfo, o.Registry.TLS = creds.userInfo, creds.tls
+	c.Warnings = append(c.Warnings, creds.warnings...)
+	if files.watched() {
+		files.atStart = creds.digest
+		c.registryFiles = files
+	}
 	if o.Strategy, err = registry.ParseStrategy(env.RegistryStrategy); err != nil {
 		return bad("SCHEMA_REGISTRY_SUBJECT_NAME_STRATEGY", "%v", err)
 	}
@@ -790,6 +784,65 @@ func (c *Config) loadRegistry(env Env) error {
 	}
 	c.SchemaRegistry = o
 	return nil
+}
+
+// registryFiles is where the Schema Registry's credentials and TLS material come from: read and checked
+// at start (loadRegistry), and again by the rotation watch when any of it is a file (watchRegistry).
+type registryFiles struct {
+	userInfo, ca, cert, key, pass tls.Source
+	atStart                       [sha256.Size]byte // the digest of what was read at start
+}
+
+// registryCreds is the registry's material as read.
+type registryCreds struct {
+	userInfo tls.Secret        // "user:password"; unset for none
+	tls      *cryptotls.Config // nil for none
+	warnings []string          // a certificate near its end, …: for the log
+	digest   [sha256.Size]byte // of everything read: new material on disk is a new digest
+}
+
+// watched says whether any of the material is a file, which may change while the sidecar runs.
+func (f registryFiles) watched() bool {
+	for _, s := range []tls.Source{f.userInfo, f.ca, f.cert, f.key, f.pass} {
+		if s.IsFile() {
+			return true
+		}
+	}
+	return false
+}
+
+// read reads the material and checks it as of now: the credentials are user:password, the TLS material
+// passes every check of tls.Load. An error names the variable, never the secret.
+func (f registryFiles) read(now time.Time) (registryCreds, error) {
+	var out registryCreds
+	h := sha256.New()
+	if f.userInfo.IsSet() {
+		b, err := f.userInfo.Read()
+		if err != nil {
+			return out, securityError(err)
+		}
+		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if user, _, ok := strings.Cut(v, ":"); !ok || user == "" {
+			return out, bad(f.userInfo.Var, "want user:password (for Confluent Cloud, the API key and secret)")
+		}
+		out.userInfo = tls.NewSecret(v)
+		fmt.Fprintf(h, "%d\x00", len(v))
+		h.Write([]byte(v))
+	}
+	if f.ca.IsSet() || f.cert.IsSet() || f.key.IsSet() || f.pass.IsSet() {
+		m, err := tls.Load(tls.Settings{Protocol: tls.SSL, CA: f.ca, ClientCert: f.cert, ClientKey: f.key, KeyPassword: f.pass, VerifyHostname: true}, now)
+		if err != nil {
+			return out, securityError(err)
+		}
+		if out.tls, err = m.ClientTLS(); err != nil {
+			return out, securityError(err)
+		}
+		out.warnings = m.Warnings
+		fp := m.Fingerprint()
+		h.Write(fp[:])
+	}
+	copy(out.digest[:], h.Sum(nil))
+	return out, nil
 }
 
 // defaultTransactionTimeout is librdkafka's transaction.timeout.ms: the broker aborts a transaction open

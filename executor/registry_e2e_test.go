@@ -214,3 +214,69 @@ func byKey(t *testing.T, recs []testkit.Record) map[string]testkit.Record {
 	}
 	return out
 }
+
+// The registry's credentials rotate as the Kafka ones do: new credentials on disk that the registry
+// refuses are left alone and the ones in use stay; credentials it takes are used for the requests that
+// follow, without a restart and without an error record.
+func TestRegistryCredentialsRotateFromTheirFile(t *testing.T) {
+	h := newHarness(t, "seldon", 2)
+	reg := h.withRegistry(map[string]string{"SCHEMA_REGISTRY_AUTO_REGISTER": "true", "KAFKA_SECURITY_RELOAD_INTERVAL": "200ms"})
+	delete(h.env, "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")
+	userInfo := filepath.Join(t.TempDir(), "user-info")
+	write := func(v string) {
+		// As a Secret volume updates: the new file is renamed over the old.
+		tmp := userInfo + ".new"
+		if err := os.WriteFile(tmp, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, userInfo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sidecar:Registry-Pw-1")
+	h.env["SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO_FILE"] = userInfo
+	_, logs := h.startCaptured()
+
+	// Each round's requests name a schema of their own, which the sidecar has not fetched yet: serving
+	// them needs a registry request with the credentials in use.
+	sent := 0
+	round := func(name string) {
+		t.Helper()
+		id := reg.Register(t, h.in+"-value", testregistry.Schema{Schema: `{"type":"object","title":"` + name + `"}`, SchemaType: "JSON"})
+		recs := records("seldon", 10)
+		for i := range recs {
+			recs[i].Key = []byte(fmt.Sprintf("%s-%d", name, i))
+			recs[i].Value = registry.Header{ID: id}.Frame(recs[i].Value)
+		}
+		testkit.Produce(t, h.bootstrap, h.in, recs)
+		sent += len(recs)
+		for _, a := range testkit.Consume(t, h.bootstrap, h.out, sent, 60*time.Second)[sent-len(recs):] {
+			if reason := a.Headers["Seldon-Error-Reason"]; reason != "" {
+				t.Fatalf("round %s: key %s: error record %s: %s", name, a.Key, reason, a.Headers["Seldon-Error-Message"])
+			}
+			readFrame(t, a.Key, a.Value, "JSON")
+		}
+	}
+	waitLogged := func(what string) {
+		t.Helper()
+		waitFor(t, "the log to say "+what, 30*time.Second, func() bool { return strings.Contains(logs.String(), what) })
+	}
+
+	round("first")
+
+	write("sidecar:not-the-password")
+	waitLogged("the registry refused it; the material in use stays")
+	round("after-a-refused-rotation")
+
+	reg.SetCredentials("sidecar", "Registry-Pw-2")
+	write("sidecar:Registry-Pw-2")
+	waitLogged("schema registry material rotated")
+	round("after-the-rotation")
+
+	for _, secret := range []string{"Registry-Pw-1", "Registry-Pw-2", "not-the-password"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log holds the secret %q", secret)
+		}
+	}
+	h.waitAllCommitted(30 * time.Second)
+}

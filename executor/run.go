@@ -166,6 +166,9 @@ func (e *Executor) Run(ctx context.Context) error {
 		})
 	}
 	helpers.Go(func() { p.watchGraph(bg) })
+	if p.schemas != nil && e.cfg.registryFiles.watched() && e.cfg.SecurityReload > 0 {
+		helpers.Go(func() { e.watchRegistry(bg) })
+	}
 
 	// The rotation watch offers new clients while the data path runs, and stops with it.
 	var swaps chan clients

@@ -38,13 +38,23 @@ type Registry struct {
 // off, requests are serialised, and the retries are made here, each a whole new request, with the
 // caller's context. Requests are rare: what they fetch is cached.
 type client struct {
-	c        sr.Client
+	c        sr.Client     // replaced by rotate, under the turn
 	turn     chan struct{} // one request at a time
+	base     Registry      // what the client was made from; rotate changes only the credentials and TLS
 	attempts int
 	backoff  protocols.Backoff
 }
 
 func newClient(r Registry) (*client, error) {
+	c, err := srClient(r)
+	if err != nil {
+		return nil, err
+	}
+	return &client{c: c, turn: make(chan struct{}, 1), base: r, attempts: max(r.Attempts, 1), backoff: r.Backoff}, nil
+}
+
+// srClient makes confluent-kafka-go's client for r.
+func srClient(r Registry) (sr.Client, error) {
 	conf := sr.NewConfig(r.URL)
 	if r.UserInfo.IsSet() {
 		conf.BasicAuthCredentialsSource = "USER_INFO"
@@ -72,7 +82,38 @@ func newClient(r Registry) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema registry client: %w", err)
 	}
-	return &client{c: c, turn: make(chan struct{}, 1), attempts: max(r.Attempts, 1), backoff: r.Backoff}, nil
+	return c, nil
+}
+
+// rotate makes a client with new credentials and TLS material (nil for none), proves it against the
+// registry with a request for its subjects — which a registry answers 401 or 403 when it refuses them —
+// and gives it the requests to come. When anything fails the client in use stays, and the error says why.
+func (c *client) rotate(ctx context.Context, userInfo tls.Secret, tlsConf *cryptotls.Config) error {
+	r := c.base
+	r.UserInfo, r.TLS = userInfo, tlsConf
+	next, err := srClient(r)
+	if err != nil {
+		return err
+	}
+	proof := &client{c: next, turn: make(chan struct{}, 1), attempts: 1}
+	if err := proof.do(ctx, "listing the subjects with the new credentials", func(sc sr.Client) error {
+		_, err := sc.GetAllSubjects()
+		return err
+	}); err != nil {
+		_ = next.Close()
+		return err
+	}
+	// With the turn no request is using the client while it changes.
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		_ = next.Close()
+		return ctx.Err()
+	}
+	old := c.c
+	c.c = next
+	<-c.turn
+	return old.Close()
 }
 
 // do makes one registry request, what says what for errors ("fetching schema 7"); a failure is a
@@ -117,6 +158,26 @@ func (c *client) do(ctx context.Context, what string, req func(sr.Client) error)
 	}
 }
 
+// Refused says whether err holds the registry's own refusal — an answer with a 4xx status other than
+// 408 and 429: credentials it does not take, a request it will not serve — which asking again with the
+// same request does not change.
+func Refused(err error) bool {
+	var re *rest.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	status := httpStatus(re.Code)
+	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+}
+
+// httpStatus is the HTTP status of a registry error code: its first three digits (40403 is a 404).
+func httpStatus(code int) int {
+	for code >= 1000 {
+		code /= 10
+	}
+	return code
+}
+
 // classify says what a failed registry request means for the record. The registry answers errors as
 // {"error_code": 40403, "message": …}: a code's first three digits are the HTTP status.
 func classify(what string, err error) *protocols.CallError {
@@ -126,10 +187,7 @@ func classify(what string, err error) *protocols.CallError {
 		return &protocols.CallError{Reason: protocols.ReasonRegistryUnavailable, Transient: true,
 			Msg: what + ": no usable answer from the schema registry", Err: err}
 	}
-	status := re.Code
-	for status >= 1000 {
-		status /= 10
-	}
+	status := httpStatus(re.Code)
 	switch {
 	case status == http.StatusNotFound:
 		return &protocols.CallError{Reason: protocols.ReasonSchemaUnknown, Msg: what + ": not in the schema registry", Err: re}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	cryptotls "crypto/tls"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/seldon-kafka/sidecar/protocols"
 	"github.com/seldon-kafka/sidecar/protocols/rest"
+	"github.com/seldon-kafka/sidecar/tls"
 )
 
 // Strategy names the subject an answer's schema is registered under, as Confluent's serializers'
@@ -106,6 +108,13 @@ func New(o Options) (*Codec, error) {
 		return nil, err
 	}
 	return &Codec{o: o, c: c, requests: requests, answers: map[string]Header{}}, nil
+}
+
+// Rotate has the requests to come made with new credentials ("user:password"; unset for none) and TLS
+// material (nil for none), once a request with them proves that the registry takes them; until then, and
+// when it does not, the ones in use stay, and the error says why. Nothing cached is fetched again.
+func (c *Codec) Rotate(ctx context.Context, userInfo tls.Secret, tlsConf *cryptotls.Config) error {
+	return c.c.rotate(ctx, userInfo, tlsConf)
 }
 
 // Close ends the registry client.

@@ -75,6 +75,7 @@ func New(t testing.TB, o Options) *Server {
 		"POST /subjects/{subject}/versions":       s.register,
 		"POST /subjects/{subject}":                s.lookup,
 		"GET /subjects/{subject}/versions/latest": s.latest,
+		"GET /subjects":                           s.listSubjects,
 	} {
 		mux.HandleFunc(pattern, s.handler(pattern, h))
 	}
@@ -103,8 +104,11 @@ type apiError struct {
 // handler authenticates, counts and answers a request; a handler returns the status and the body.
 func (s *Server) handler(pattern string, h func(http.ResponseWriter, *http.Request) (int, any)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.o.User != "" {
-			if u, p, ok := r.BasicAuth(); !ok || u != s.o.User || p != s.o.Password {
+		s.mu.Lock()
+		user, password := s.o.User, s.o.Password
+		s.mu.Unlock()
+		if user != "" {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
 				writeJSON(w, http.StatusUnauthorized, apiError{401, "Unauthorized"})
 				return
 			}
@@ -115,6 +119,17 @@ func (s *Server) handler(pattern string, h func(http.ResponseWriter, *http.Reque
 		s.mu.Unlock()
 		writeJSON(w, status, body)
 	}
+}
+
+// SetCredentials replaces the credentials every request needs from now on, as a rotated API key does.
+func (s *Server) SetCredentials(user, password string) {
+	s.mu.Lock()
+	s.o.User, s.o.Password = user, password
+	s.mu.Unlock()
+}
+
+func (s *Server) listSubjects(_ http.ResponseWriter, _ *http.Request) (int, any) {
+	return http.StatusOK, s.subjectNames()
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {
@@ -257,6 +272,11 @@ func (s *Server) Latest(subject string) (sc Schema, id int, ok bool) {
 func (s *Server) Subjects() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.subjectNames()
+}
+
+// subjectNames lists the subjects, sorted; s.mu is held.
+func (s *Server) subjectNames() []string {
 	out := make([]string, 0, len(s.subjects))
 	for k := range s.subjects {
 		out = append(out, k)

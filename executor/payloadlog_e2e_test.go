@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/seldon-kafka/sidecar/internal/testkit"
+	"github.com/seldon-kafka/sidecar/protocols/seldon/seldonpb"
 )
 
 // Payload logging: a graph node's logger gets what the node receives and answers, as CloudEvents by
@@ -205,5 +208,65 @@ func TestALoggerThatIsDownOrSlowCostsNoAnswer(t *testing.T) {
 			})
 			h.waitAllCommitted(30 * time.Second)
 		})
+	}
+}
+
+// A seldon.protos.Feedback record is logged as the legacy executor logged it: once, as it reaches the
+// node, with the type io.seldon.serving.feedback that feedback consumers subscribe to; its answer is not
+// logged. The predictions around it are logged as requests and answers.
+func TestFeedbackIsLoggedWithTheFeedbackType(t *testing.T) {
+	sink := &eventSink{t: t}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	h := newGRPCHarness(t, "seldon", 1)
+	spec := map[string]any{}
+	b, _ := base64.StdEncoding.DecodeString(h.env["ENGINE_PREDICTOR"])
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec["graph"].(map[string]any)["logger"] = map[string]any{"mode": "all", "url": srv.URL}
+	b, _ = json.Marshal(spec)
+	h.env["ENGINE_PREDICTOR"] = base64.StdEncoding.EncodeToString(b)
+	// One key: the records are served in turn. One logger worker: their payloads arrive in the order
+	// they were logged, so once the last prediction's answer is in, anything logged for the feedback is.
+	h.extraArgs = []string{"--logger_workers=1"}
+	h.start()
+
+	predict, predictName := grpcRequest("seldon", 1)
+	fb := &seldonpb.Feedback{Request: predict.(*seldonpb.SeldonMessage), Reward: 1}
+	fbBytes := mustMarshal(t, fb)
+	recs := []testkit.Record{
+		{Key: []byte("k"), Value: mustMarshal(t, predict), Headers: map[string]string{"proto-name": predictName, "Seldon-Puid": "p-1"}},
+		{Key: []byte("k"), Value: fbBytes, Headers: map[string]string{"proto-name": "seldon.protos.Feedback", "Seldon-Puid": "f-1"}},
+		{Key: []byte("k"), Value: mustMarshal(t, predict), Headers: map[string]string{"proto-name": predictName, "Seldon-Puid": "p-2"}},
+	}
+	testkit.Produce(t, h.bootstrap, h.in, recs)
+	for _, a := range testkit.Consume(t, h.bootstrap, h.out, len(recs), 60*time.Second) {
+		if a.Headers["Seldon-Error-Reason"] != "" {
+			t.Fatalf("key %s: error record %v", a.Key, a.Headers)
+		}
+	}
+	waitFor(t, "the last prediction's answer logged", 30*time.Second, func() bool {
+		for _, ev := range sink.received() {
+			if id, _ := ev.Extensions()["requestid"].(string); id == "p-2" && ev.Type() == "io.seldon.serving.inference.response" {
+				return true
+			}
+		}
+		return false
+	})
+	types := map[string][]string{}
+	for _, ev := range sink.received() {
+		id, _ := ev.Extensions()["requestid"].(string)
+		types[id] = append(types[id], ev.Type())
+		if ev.Type() == "io.seldon.serving.feedback" && !bytes.Equal(ev.Data(), fbBytes) {
+			t.Errorf("the feedback event's data is not the Feedback record's value")
+		}
+	}
+	slices.Sort(types["p-1"])
+	if want := []string{"io.seldon.serving.inference.request", "io.seldon.serving.inference.response"}; !slices.Equal(types["p-1"], want) {
+		t.Errorf("the prediction was logged as %v, want %v", types["p-1"], want)
+	}
+	if want := []string{"io.seldon.serving.feedback"}; !slices.Equal(types["f-1"], want) {
+		t.Errorf("the feedback was logged as %v, want %v", types["f-1"], want)
 	}
 }

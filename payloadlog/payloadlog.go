@@ -28,6 +28,10 @@ type Kind string
 const (
 	Request  Kind = "io.seldon.serving.inference.request"
 	Response Kind = "io.seldon.serving.inference.response"
+	// Feedback is a seldon.protos.Feedback (the request, its answer, the reward, the truth) as a node
+	// receives it; its answer is not logged. Stateful metrics servers and other feedback consumers
+	// subscribe to this type (a Knative Trigger filtering on it).
+	Feedback Kind = "io.seldon.serving.feedback"
 )
 
 // The legacy logger's CloudEvent extensions (and, to Kafka, header names).
@@ -314,13 +318,14 @@ func (l *Logger) Close(ctx context.Context) {
 }
 
 // Wants says whether a logger of mode sends payloads of kind: request, response, or all (also when the
-// mode is unset, as the operator defaults it).
+// mode is unset, as the operator defaults it). Feedback goes with response and all, as the legacy
+// executor logged it.
 func Wants(mode string, kind Kind) bool {
 	switch strings.ToLower(mode) {
 	case "request":
 		return kind == Request
 	case "response":
-		return kind == Response
+		return kind == Response || kind == Feedback
 	}
 	return true
 }

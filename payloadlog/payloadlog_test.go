@@ -14,13 +14,15 @@ import (
 )
 
 func TestAModeSendsItsKindsOfPayload(t *testing.T) {
+	// Feedback goes with the responses, as the legacy executor logged it.
 	cases := []struct {
-		mode          string
-		request, resp bool
-	}{{"request", true, false}, {"response", false, true}, {"all", true, true}, {"", true, true}, {"ALL", true, true}}
+		mode                    string
+		request, resp, feedback bool
+	}{{"request", true, false, false}, {"response", false, true, true}, {"all", true, true, true}, {"", true, true, true}, {"ALL", true, true, true}}
 	for _, tc := range cases {
-		if Wants(tc.mode, Request) != tc.request || Wants(tc.mode, Response) != tc.resp {
-			t.Errorf("mode %q: request %v response %v, want %v %v", tc.mode, Wants(tc.mode, Request), Wants(tc.mode, Response), tc.request, tc.resp)
+		if Wants(tc.mode, Request) != tc.request || Wants(tc.mode, Response) != tc.resp || Wants(tc.mode, Feedback) != tc.feedback {
+			t.Errorf("mode %q: request %v response %v feedback %v, want %v %v %v", tc.mode, Wants(tc.mode, Request),
+				Wants(tc.mode, Response), Wants(tc.mode, Feedback), tc.request, tc.resp, tc.feedback)
 		}
 	}
 }

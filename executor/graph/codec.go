@@ -15,6 +15,10 @@ import (
 	"github.com/seldon-kafka/sidecar/protocols/v2/v2pb"
 )
 
+// feedbackName is the proto name of a seldon.protos.Feedback request (gRPC), which a node's SendFeedback
+// takes and its payload logger logs as feedback.
+var feedbackName = string((*seldonpb.Feedback)(nil).ProtoReflect().Descriptor().FullName())
+
 // What passes between nodes, per protocol and transport, as the legacy executor passes it: a node's
 // whole answer becomes the next node's request (its Chain step), a combiner gets its children's answers
 // as one message, a router's answer is read for a child's index, and with SELDON_ENABLE_ROUTING_INJECTION

@@ -227,7 +227,13 @@ func (w *Walker) Walk(ctx context.Context, req *protocols.Request) (*protocols.R
 // to the children a router picks (all by default, in parallel), combine their answers, transform the
 // output, and write the routes taken into the answer when asked.
 func (w *Walker) walk(ctx context.Context, r *record, n *Node, m message) (message, error) {
-	w.logPayload(n, payloadlog.Request, r, m)
+	// Feedback is logged as such on its way in, and its answer not at all, as the legacy executor did.
+	feedback := m.protoName == feedbackName
+	if feedback {
+		w.logPayload(n, payloadlog.Feedback, r, m)
+	} else {
+		w.logPayload(n, payloadlog.Request, r, m)
+	}
 	var err error
 	if n.In != "" {
 		if m, err = w.call(ctx, r, n, n.In, m, true); err != nil {
@@ -245,7 +251,9 @@ func (w *Walker) walk(ctx context.Context, r *record, n *Node, m message) (messa
 			return message{}, err
 		}
 	}
-	w.logPayload(n, payloadlog.Response, r, m)
+	if !feedback {
+		w.logPayload(n, payloadlog.Response, r, m)
+	}
 	if r.routes != nil {
 		m = w.g.inject(m, r.snapshot())
 		if m.decoded != nil {

@@ -207,6 +207,13 @@ func (p *pipeline) closeClients(cr *clientRun, deadline time.Time) {
 		p.log.Warn("records not delivered before the clients closed; they will be read again", "count", n)
 	}
 	p.commitBefore(deadline)
+	// A commit still on its way is inside librdkafka's commit call, which uses the consumer's handle and
+	// a queue of its own; closing the consumer frees both, and librdkafka asks that no call be under way
+	// when it does. So the commit gets commitCloseGrace more to end — when the coordinator answers, or
+	// fails it — before the consumer closes regardless (a commit that never ends must not hold the exit).
+	if !p.commitLanded(time.Now().Add(commitCloseGrace)) {
+		p.log.Warn("closing the consumer while a commit is still on its way", "waited", commitCloseGrace)
+	}
 	cr.stop()
 	cr.watches.Wait()
 	p.leaving = true // closing leaves the group: the revoke has no records to wait for
@@ -234,6 +241,10 @@ func (p *pipeline) stopSending() {
 		close(p.closing)
 	}
 }
+
+// commitCloseGrace is how much longer than the shutdown's deadline a commit on its way may take before
+// the consumer closes under it.
+const commitCloseGrace = 5 * time.Second
 
 // commitRetry is the wait between attempts of the last commit before the clients close.
 const commitRetry = 250 * time.Millisecond

@@ -3,8 +3,10 @@ package executor_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,4 +246,44 @@ func TestACommitWaitingForTheCoordinatorDoesNotHoldThePollLoop(t *testing.T) {
 	}
 	letGo()
 	h.waitAllCommitted(60 * time.Second)
+}
+
+// A commit still on its way when the shutdown's grace is over gets a few seconds more to land before the
+// consumer closes: closing it under librdkafka's commit call would free what that call uses. Here the
+// shutdown's own commit is held (a coordinator slow to answer) past the grace of 1 s, for 2.5 s: it
+// lands, and the records answered are committed.
+func TestACommitOnItsWayAtTheEndOfTheGraceLandsBeforeTheConsumerCloses(t *testing.T) {
+	h := newHarness(t, "seldon", 1)
+	h.env["KAFKA_COMMIT_INTERVAL"] = "1h" // the shutdown's commit is the only one
+	h.extraArgs = []string{"--graceful_timeout=1s"}
+	var hold atomic.Bool
+	held := make(chan struct{}, 1)
+	h.prepare = func(e *executor.Executor) {
+		executor.SetCommitHook(e, func() {
+			if hold.Load() {
+				held <- struct{}{}
+				time.Sleep(2500 * time.Millisecond)
+			}
+		})
+	}
+	s := h.start()
+	recs := records("seldon", 20)
+	testkit.Produce(t, h.bootstrap, h.in, recs)
+	waitFor(t, "every record answered", 60*time.Second, func() bool {
+		return metric(t, s, `seldon_kafka_records_produced_total{kind="answer"}`) >= float64(len(recs))
+	})
+	if got := testkit.CommittedOffsets(t, h.bootstrap, h.group, h.in); len(got) != 0 {
+		t.Fatalf("committed %v before the shutdown; the test needs the shutdown's commit to be the first", got)
+	}
+	hold.Store(true)
+	s.stop(t)
+	select {
+	case <-held:
+	default:
+		t.Fatal("the shutdown made no commit")
+	}
+	want := testkit.EndOffsets(t, h.bootstrap, h.in)
+	if got := testkit.CommittedOffsets(t, h.bootstrap, h.group, h.in); !maps.Equal(got, want) {
+		t.Fatalf("committed %v after the shutdown, want %v: the consumer closed under the commit", got, want)
+	}
 }

@@ -746,9 +746,6 @@ func (p *pipeline) release(j *job) {
 // it on a goroutine of its own and commitLanded takes its answer on a later turn. Only a revoke and the
 // last commit before the clients close wait for theirs (commitNow), each until its deadline.
 
-// commitWhileDownEvery is how often a commit is tried while the broker counts as down.
-const commitWhileDownEvery = 5 * time.Second
-
 type commitAnswer struct {
 	offsets []ckafka.TopicPartition
 	err     error
@@ -769,9 +766,11 @@ func (p *pipeline) commitDue(force bool, only ...int32) {
 	if p.commitOut || len(p.toCommit) == 0 || (!force && time.Since(p.lastCommit) < p.cfg.CommitInterval) {
 		return
 	}
-	// While the broker counts as down a commit is tried only now and then: it would fail, and once the
-	// broker is back one that lands is the proof (brokerSeen) — the commits never wait on the watch alone.
-	if !force && !p.brokerUp.Load() && time.Since(p.lastCommit) < commitWhileDownEvery {
+	// The offsets keep until the broker is back (watchBroker; an answer delivered is proof enough). A
+	// commit made while the group coordinator is gone waits for it inside librdkafka, and the consumer
+	// does not rejoin its group while a commit is outstanding: in the fault battery such a commit, made
+	// during a broker restart, kept the group empty for minutes.
+	if !force && !p.brokerUp.Load() {
 		return
 	}
 	var tps []ckafka.TopicPartition
